@@ -1,0 +1,21 @@
+//! curate: build fine-tuning data that you can prove you are allowed to use.
+//!
+//! A recipe ([`recipe`]) names local datasets; the pipeline ([`pipeline`]) reads them
+//! ([`source`]), maps and normalises each record into a canonical [`document`], applies
+//! the recipe's selection and filters and exact dedup ([`stages`]), and writes the kept
+//! documents, a ledger of every dropped record ([`ledger`]) and a report ([`report`]),
+//! atomically ([`output`]).
+//!
+//! The command-line interface is in [`cli`]; `main.rs` only calls it.
+
+pub mod cli;
+pub mod document;
+pub mod hash;
+pub mod ledger;
+pub mod output;
+pub mod pipeline;
+pub mod recipe;
+pub mod report;
+pub mod select;
+pub mod source;
+pub mod stages;

@@ -1,0 +1,5 @@
+//! The `curate` binary: all of it lives in the library's `cli` module.
+
+fn main() -> std::process::ExitCode {
+    curate::cli::main()
+}

@@ -1,0 +1,283 @@
+//! Parquet writers for `documents.parquet` and `ledger.parquet`, streaming: rows are
+//! buffered into record batches of a few thousand and handed to the Arrow writer, which
+//! flushes row groups of bounded size, so memory does not grow with the corpus.
+//!
+//! The schemas are documented in `docs/outputs.md`; chats are stored as a list of
+//! `{role, content}` structs, the shape Hugging Face `datasets` reads as messages.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use arrow_array::builder::{
+    ArrayBuilder, Float64Builder, ListBuilder, StringBuilder, StructBuilder, UInt32Builder, UInt64Builder,
+};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+use crate::document::{Content, Document};
+use crate::hash::hex128;
+use crate::ledger::Entry;
+use crate::recipe::Source;
+
+const BATCH_ROWS: usize = 4096;
+
+fn props() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid zstd level")))
+        .set_max_row_group_row_count(Some(64 * 1024))
+        .set_max_row_group_bytes(Some(128 * 1024 * 1024))
+        .set_created_by(format!("curate {}", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+fn open(path: &Path, schema: SchemaRef) -> anyhow::Result<ArrowWriter<File>> {
+    let f = File::create(path).with_context(|| format!("cannot create `{}`", path.display()))?;
+    ArrowWriter::try_new(f, schema, Some(props())).with_context(|| format!("cannot start `{}`", path.display()))
+}
+
+fn message_fields() -> Fields {
+    Fields::from(vec![Field::new("role", DataType::Utf8, false), Field::new("content", DataType::Utf8, false)])
+}
+
+pub fn documents_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new("source", DataType::Utf8, false),
+        Field::new("file", DataType::Utf8, false),
+        Field::new("row", DataType::UInt64, false),
+        Field::new("sub", DataType::UInt32, true),
+        Field::new("license", DataType::Utf8, true),
+        Field::new("origin", DataType::Utf8, true),
+        Field::new("generated_by", DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))), false),
+        Field::new("text", DataType::Utf8, true),
+        Field::new(
+            "messages",
+            DataType::List(Arc::new(Field::new("item", DataType::Struct(message_fields()), true))),
+            true,
+        ),
+        Field::new("content_hash", DataType::Utf8, false),
+        Field::new("chars", DataType::UInt64, false),
+        Field::new("words", DataType::UInt64, false),
+    ]))
+}
+
+/// Streams kept documents, with their source's provenance, to `documents.parquet`.
+pub struct DocumentsWriter {
+    writer: ArrowWriter<File>,
+    schema: SchemaRef,
+    id: StringBuilder,
+    source: StringBuilder,
+    file: StringBuilder,
+    row: UInt64Builder,
+    sub: UInt32Builder,
+    license: StringBuilder,
+    origin: StringBuilder,
+    generated_by: ListBuilder<StringBuilder>,
+    text: StringBuilder,
+    messages: ListBuilder<StructBuilder>,
+    content_hash: StringBuilder,
+    chars: UInt64Builder,
+    words: UInt64Builder,
+    rows: u64,
+}
+
+impl DocumentsWriter {
+    pub fn create(path: &Path) -> anyhow::Result<Self> {
+        let schema = documents_schema();
+        let msg = StructBuilder::new(
+            message_fields(),
+            vec![Box::new(StringBuilder::new()) as Box<dyn ArrayBuilder>, Box::new(StringBuilder::new())],
+        );
+        let item = |dt: DataType| Arc::new(Field::new("item", dt, true));
+        Ok(DocumentsWriter {
+            writer: open(path, schema.clone())?,
+            schema,
+            id: StringBuilder::new(),
+            source: StringBuilder::new(),
+            file: StringBuilder::new(),
+            row: UInt64Builder::new(),
+            sub: UInt32Builder::new(),
+            license: StringBuilder::new(),
+            origin: StringBuilder::new(),
+            generated_by: ListBuilder::new(StringBuilder::new()).with_field(item(DataType::Utf8)),
+            text: StringBuilder::new(),
+            messages: ListBuilder::new(msg).with_field(item(DataType::Struct(message_fields()))),
+            content_hash: StringBuilder::new(),
+            chars: UInt64Builder::new(),
+            words: UInt64Builder::new(),
+            rows: 0,
+        })
+    }
+
+    pub fn push(&mut self, doc: &Document, source: &Source) -> anyhow::Result<()> {
+        self.id.append_value(hex128(doc.id));
+        self.source.append_value(&source.name);
+        self.file.append_value(&*doc.locator.file);
+        self.row.append_value(doc.locator.row);
+        self.sub.append_option(doc.locator.sub);
+        self.license.append_option(source.provenance.license.as_deref());
+        self.origin.append_option(source.provenance.origin.map(|o| o.as_str()));
+        for g in &source.provenance.generated_by {
+            self.generated_by.values().append_value(g);
+        }
+        self.generated_by.append(true);
+        match &doc.content {
+            Content::Text(t) => {
+                self.text.append_value(t);
+                self.messages.append(false);
+            }
+            Content::Messages(ms) => {
+                self.text.append_null();
+                let s = self.messages.values();
+                for m in ms {
+                    s.field_builder::<StringBuilder>(0).expect("role column").append_value(m.role.as_str());
+                    s.field_builder::<StringBuilder>(1).expect("content column").append_value(&m.content);
+                    s.append(true);
+                }
+                self.messages.append(true);
+            }
+        }
+        self.content_hash.append_value(hex128(doc.content_hash));
+        self.chars.append_value(doc.chars);
+        self.words.append_value(doc.words);
+        self.rows += 1;
+        if self.id.len() >= BATCH_ROWS {
+            self.flush_batch()?;
+        }
+        Ok(())
+    }
+
+    fn flush_batch(&mut self) -> anyhow::Result<()> {
+        if self.id.is_empty() {
+            return Ok(());
+        }
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(self.id.finish()),
+            Arc::new(self.source.finish()),
+            Arc::new(self.file.finish()),
+            Arc::new(self.row.finish()),
+            Arc::new(self.sub.finish()),
+            Arc::new(self.license.finish()),
+            Arc::new(self.origin.finish()),
+            Arc::new(self.generated_by.finish()),
+            Arc::new(self.text.finish()),
+            Arc::new(self.messages.finish()),
+            Arc::new(self.content_hash.finish()),
+            Arc::new(self.chars.finish()),
+            Arc::new(self.words.finish()),
+        ];
+        let batch = RecordBatch::try_new(self.schema.clone(), cols).context("building a documents batch")?;
+        self.writer.write(&batch).context("writing documents.parquet")?;
+        Ok(())
+    }
+
+    /// Finish the file; returns the number of rows written.
+    pub fn finish(mut self) -> anyhow::Result<u64> {
+        self.flush_batch()?;
+        self.writer.close().context("closing documents.parquet")?;
+        Ok(self.rows)
+    }
+}
+
+pub fn ledger_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("doc_id", DataType::Utf8, false),
+        Field::new("source", DataType::Utf8, false),
+        Field::new("file", DataType::Utf8, false),
+        Field::new("row", DataType::UInt64, false),
+        Field::new("sub", DataType::UInt32, true),
+        Field::new("stage", DataType::Utf8, false),
+        Field::new("rule", DataType::Utf8, false),
+        Field::new("value", DataType::Float64, true),
+        Field::new("detail", DataType::Utf8, false),
+        Field::new("duplicate_of", DataType::Utf8, true),
+    ]))
+}
+
+/// Streams ledger entries to `ledger.parquet`.
+pub struct LedgerWriter {
+    writer: ArrowWriter<File>,
+    schema: SchemaRef,
+    doc_id: StringBuilder,
+    source: StringBuilder,
+    file: StringBuilder,
+    row: UInt64Builder,
+    sub: UInt32Builder,
+    stage: StringBuilder,
+    rule: StringBuilder,
+    value: Float64Builder,
+    detail: StringBuilder,
+    duplicate_of: StringBuilder,
+    rows: u64,
+}
+
+impl LedgerWriter {
+    pub fn create(path: &Path) -> anyhow::Result<Self> {
+        let schema = ledger_schema();
+        Ok(LedgerWriter {
+            writer: open(path, schema.clone())?,
+            schema,
+            doc_id: StringBuilder::new(),
+            source: StringBuilder::new(),
+            file: StringBuilder::new(),
+            row: UInt64Builder::new(),
+            sub: UInt32Builder::new(),
+            stage: StringBuilder::new(),
+            rule: StringBuilder::new(),
+            value: Float64Builder::new(),
+            detail: StringBuilder::new(),
+            duplicate_of: StringBuilder::new(),
+            rows: 0,
+        })
+    }
+
+    pub fn push(&mut self, e: &Entry, source_name: &str) -> anyhow::Result<()> {
+        self.doc_id.append_value(hex128(e.doc_id));
+        self.source.append_value(source_name);
+        self.file.append_value(&*e.locator.file);
+        self.row.append_value(e.locator.row);
+        self.sub.append_option(e.locator.sub);
+        self.stage.append_value(e.reason.rule.stage().as_str());
+        self.rule.append_value(e.reason.rule.id());
+        self.value.append_option(e.reason.value);
+        self.detail.append_value(&e.reason.detail);
+        self.duplicate_of.append_option(e.reason.duplicate_of.map(hex128));
+        self.rows += 1;
+        if self.doc_id.len() >= BATCH_ROWS {
+            self.flush_batch()?;
+        }
+        Ok(())
+    }
+
+    fn flush_batch(&mut self) -> anyhow::Result<()> {
+        if self.doc_id.is_empty() {
+            return Ok(());
+        }
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(self.doc_id.finish()),
+            Arc::new(self.source.finish()),
+            Arc::new(self.file.finish()),
+            Arc::new(self.row.finish()),
+            Arc::new(self.sub.finish()),
+            Arc::new(self.stage.finish()),
+            Arc::new(self.rule.finish()),
+            Arc::new(self.value.finish()),
+            Arc::new(self.detail.finish()),
+            Arc::new(self.duplicate_of.finish()),
+        ];
+        let batch = RecordBatch::try_new(self.schema.clone(), cols).context("building a ledger batch")?;
+        self.writer.write(&batch).context("writing ledger.parquet")?;
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> anyhow::Result<u64> {
+        self.flush_batch()?;
+        self.writer.close().context("closing ledger.parquet")?;
+        Ok(self.rows)
+    }
+}

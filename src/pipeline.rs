@@ -1,0 +1,431 @@
+//! The driver: runs the stages over every source and does the counting, the ledger and
+//! the writing, the way a datatrove executor wraps its steps.
+//!
+//! Data flows one way and streams:
+//!
+//! ```text
+//! reader thread ──batches──▶ rayon: parse · select · map · normalise · filter
+//!                                         │ (results in record order)
+//!                                         ▼
+//!                      main thread: exact dedup · ledger · documents.parquet
+//! ```
+//!
+//! Sources are processed in dedup precedence (higher `priority` first, then recipe
+//! order), records in file order, and the parallel stage returns results in input
+//! order, so every output byte is the same for any `--threads`. Memory holds a few
+//! batches in flight and one hash-table entry per kept document.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::sync_channel;
+use std::time::Instant;
+
+use anyhow::{Context, anyhow, bail};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::document::Document;
+use crate::ledger::{DropReason, Entry, Rule, Stage};
+use crate::output::{self, DocumentsWriter, LedgerWriter, Staging};
+use crate::recipe::{OnError, Recipe, Source};
+use crate::report::{self, FileStat, SourceStats};
+use crate::source::files::{self, InputFile};
+use crate::source::read::{self, RawRecord};
+use crate::stages::dedup::ExactDedup;
+use crate::stages::filter;
+use crate::stages::map::{RowOutcome, SourceCtx};
+
+/// How a run is carried out (not what it computes: outputs do not depend on these).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub threads: usize,
+    pub progress: bool,
+    /// Overrides the recipe's output folder.
+    pub out: Option<PathBuf>,
+}
+
+/// What a finished run produced, for the summary.
+#[derive(Debug)]
+pub struct RunSummary {
+    pub out_dir: PathBuf,
+    pub stats: Vec<SourceStats>,
+    pub documents: u64,
+    pub ledger_entries: u64,
+    pub timings: Timings,
+}
+
+/// Where the time went. CPU seconds of the parallel stages are summed over threads,
+/// so `bytes / cpu_seconds` is a per-core rate.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Timings {
+    pub threads: usize,
+    pub wall_seconds: f64,
+    pub bytes_read: u64,
+    pub records_read: u64,
+    pub documents_kept: u64,
+    pub stages: Vec<StageTiming>,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct StageTiming {
+    pub stage: &'static str,
+    pub seconds: f64,
+    /// `cpu` for summed worker time, `wall` for time on one thread.
+    pub clock: &'static str,
+}
+
+const BATCH_RECORDS: usize = 2048;
+const BATCH_BYTES: u64 = 8 << 20;
+
+/// A batch of records from the reader, or the error that ended reading.
+enum Msg {
+    Batch(Vec<RawRecord>),
+    FileDone { index: usize },
+    Failed(anyhow::Error),
+}
+
+/// Time spent per stage, in nanoseconds; the parallel stages add to atomics.
+#[derive(Default)]
+struct Clocks {
+    read_ns: AtomicU64,
+    map_ns: AtomicU64,
+    filter_ns: AtomicU64,
+    dedup_ns: u64,
+    write_ns: u64,
+}
+
+pub fn run(recipe: &Recipe, opts: &RunOptions) -> anyhow::Result<RunSummary> {
+    let started = Instant::now();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.threads.max(1))
+        .thread_name(|i| format!("curate-worker-{i}"))
+        .build()
+        .context("cannot start worker threads")?;
+
+    // Resolve every source's files before writing anything, so that a missing path
+    // fails fast and names its source.
+    let mut inputs = Vec::with_capacity(recipe.sources.len());
+    for s in &recipe.sources {
+        inputs.push(files::resolve(s, &recipe.dir)?);
+    }
+
+    let out_dir = opts.out.clone().unwrap_or_else(|| recipe.output_dir.clone());
+    let staging = Staging::create(&out_dir)?;
+    let mut docs_out = DocumentsWriter::create(&staging.file("documents.parquet"))?;
+    let mut ledger_out = LedgerWriter::create(&staging.file("ledger.parquet"))?;
+
+    let names: Vec<String> = recipe.sources.iter().map(|s| s.name.clone()).collect();
+    let mut stats = vec![SourceStats::default(); recipe.sources.len()];
+    let mut dedup = ExactDedup::default();
+    let mut clocks = Clocks::default();
+    let mut bytes_read = 0u64;
+
+    let progress = Progress::new(opts.progress);
+
+    let mut order: Vec<&Source> = recipe.sources.iter().collect();
+    order.sort_by_key(|s| (std::cmp::Reverse(s.priority), s.index));
+
+    for source in order {
+        let st = &mut stats[source.index];
+        let files = &inputs[source.index];
+        st.files = files.iter().map(|f| FileStat { file: f.display.clone(), bytes: f.bytes, records: 0 }).collect();
+        bytes_read += files.iter().map(|f| f.bytes).sum::<u64>();
+        progress.source(&source.name);
+        let ctx = SourceCtx { source, seed: recipe.seed };
+        let mut sink = Sink {
+            source,
+            names: &names,
+            st,
+            dedup: &mut dedup,
+            docs: &mut docs_out,
+            ledger: &mut ledger_out,
+            selected: 0,
+            dedup_enabled: recipe.dedup.exact,
+            dedup_ns: 0,
+            write_ns: 0,
+        };
+        let mut current_file = 0usize;
+        let (tx, rx) = sync_channel::<Msg>(4);
+        let (read_ns, map_ns, filter_ns) = (&clocks.read_ns, &clocks.map_ns, &clocks.filter_ns);
+        let result = std::thread::scope(|scope| -> anyhow::Result<()> {
+            scope.spawn(move || reader(files, source.max_record_bytes, tx, read_ns));
+            for msg in rx {
+                match msg {
+                    Msg::Failed(e) => return Err(e),
+                    Msg::FileDone { index } => current_file = index + 1,
+                    Msg::Batch(batch) => {
+                        let n = batch.len() as u64;
+                        if let Some(f) = sink.st.files.get_mut(current_file) {
+                            f.records += n;
+                        }
+                        let outcomes = process_batch(&pool, &ctx, batch, &recipe.filters, map_ns, filter_ns);
+                        progress.add(n);
+                        if !sink.take(outcomes)? {
+                            sink.st.limit_reached = true;
+                            break;
+                        }
+                    }
+                }
+            }
+            Ok(())
+        });
+        result.with_context(|| format!("source `{}`", source.name))?;
+        clocks.dedup_ns += sink.dedup_ns;
+        clocks.write_ns += sink.write_ns;
+        let read = sink.st.stage(Stage::Read).records_in;
+        if read == 0 {
+            let list: Vec<_> = files.iter().map(|f| format!("`{}`", f.display)).collect();
+            bail!("source `{}` has no records (read {})\nhint: an empty source is usually a wrong path or an unfinished download", source.name, list.join(", "));
+        }
+    }
+    progress.finish();
+
+    let t = Instant::now();
+    let documents = docs_out.finish()?;
+    let ledger_entries = ledger_out.finish()?;
+    let rendered = report::render(recipe, &stats, ledger_entries);
+    output::write_file(&staging.file("report.json"), rendered.json.as_bytes())?;
+    output::write_file(&staging.file("report.md"), rendered.markdown.as_bytes())?;
+    clocks.write_ns += t.elapsed().as_nanos() as u64;
+
+    let records_read = stats.iter().map(|s| s.stages.get("read").map(|c| c.records_in).unwrap_or(0)).sum();
+    let secs = |ns: u64| ns as f64 / 1e9;
+    let timings = Timings {
+        threads: opts.threads.max(1),
+        wall_seconds: started.elapsed().as_secs_f64(),
+        bytes_read,
+        records_read,
+        documents_kept: documents,
+        stages: vec![
+            StageTiming { stage: "read", seconds: secs(clocks.read_ns.load(Ordering::Relaxed)), clock: "wall" },
+            StageTiming { stage: "map", seconds: secs(clocks.map_ns.load(Ordering::Relaxed)), clock: "cpu" },
+            StageTiming { stage: "filter", seconds: secs(clocks.filter_ns.load(Ordering::Relaxed)), clock: "cpu" },
+            StageTiming { stage: "dedup", seconds: secs(clocks.dedup_ns), clock: "wall" },
+            StageTiming { stage: "write", seconds: secs(clocks.write_ns), clock: "wall" },
+        ],
+    };
+    let mut tj = serde_json::to_string_pretty(&timings).expect("timings serialise");
+    tj.push('\n');
+    output::write_file(&staging.file("timings.json"), tj.as_bytes())?;
+    let out_dir = staging.commit()?;
+    Ok(RunSummary { out_dir, stats, documents, ledger_entries, timings })
+}
+
+/// The reader thread: reads every file of a source in order, sends batches, and stops
+/// when the receiver goes away (a limit was reached or the run failed).
+fn reader(files: &[InputFile], max_record_bytes: u64, tx: std::sync::mpsc::SyncSender<Msg>, read_ns: &AtomicU64) {
+    let mut batch: Vec<RawRecord> = Vec::with_capacity(BATCH_RECORDS);
+    let mut batch_bytes = 0u64;
+    let mut open = true;
+    let mut t = Instant::now();
+    for (index, file) in files.iter().enumerate() {
+        let res = read::read_file(file, max_record_bytes, &mut |rec| {
+            batch_bytes += rec.bytes;
+            batch.push(rec);
+            if batch.len() >= BATCH_RECORDS || batch_bytes >= BATCH_BYTES {
+                batch_bytes = 0;
+                read_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                open = tx.send(Msg::Batch(std::mem::take(&mut batch))).is_ok();
+                t = Instant::now();
+            }
+            open
+        });
+        if !open {
+            return;
+        }
+        if let Err(e) = res {
+            let _ = tx.send(Msg::Failed(e));
+            return;
+        }
+        // Batches never straddle files, so per-file record counts stay exact.
+        if !batch.is_empty() {
+            batch_bytes = 0;
+            if tx.send(Msg::Batch(std::mem::take(&mut batch))).is_err() {
+                return;
+            }
+        }
+        if tx.send(Msg::FileDone { index }).is_err() {
+            return;
+        }
+    }
+    read_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+}
+
+/// A mapped record with each of its documents' filter verdicts.
+struct Processed {
+    row: RowOutcome,
+    verdicts: Vec<Option<DropReason>>,
+}
+
+fn process_batch(
+    pool: &rayon::ThreadPool,
+    ctx: &SourceCtx,
+    batch: Vec<RawRecord>,
+    filters: &crate::recipe::Filters,
+    map_ns: &AtomicU64,
+    filter_ns: &AtomicU64,
+) -> Vec<Processed> {
+    pool.install(|| {
+        batch
+            .into_par_iter()
+            .map(|rec| {
+                let t = Instant::now();
+                let row = ctx.process(rec);
+                let t2 = Instant::now();
+                map_ns.fetch_add((t2 - t).as_nanos() as u64, Ordering::Relaxed);
+                let verdicts = match &row {
+                    RowOutcome::Selected { docs, .. } => docs.iter().map(|d| filter::check(d, filters)).collect(),
+                    _ => Vec::new(),
+                };
+                filter_ns.fetch_add(t2.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                Processed { row, verdicts }
+            })
+            .collect()
+    })
+}
+
+/// The sequential end of the pipeline for one source: counting, dedup, ledger, output.
+struct Sink<'a> {
+    source: &'a Source,
+    names: &'a [String],
+    st: &'a mut SourceStats,
+    dedup: &'a mut ExactDedup,
+    docs: &'a mut DocumentsWriter,
+    ledger: &'a mut LedgerWriter,
+    selected: u64,
+    dedup_enabled: bool,
+    dedup_ns: u64,
+    write_ns: u64,
+}
+
+impl Sink<'_> {
+    fn ledger(&mut self, e: &Entry) -> anyhow::Result<()> {
+        self.st.drop(e.reason.rule);
+        self.ledger.push(e, &self.source.name)
+    }
+
+    /// Bad input either stops the run (naming the file and row) or is ledgered.
+    fn bad(&mut self, e: &Entry) -> anyhow::Result<()> {
+        if self.source.on_error == OnError::Fail {
+            return Err(anyhow!(
+                "`{}`: {} ({})\nhint: fix the record, or set `on_error = \"skip\"` on source `{}` to ledger bad records and go on",
+                e.locator,
+                e.reason.detail,
+                e.reason.rule.id(),
+                self.source.name
+            ));
+        }
+        self.ledger(e)
+    }
+
+    /// Take a batch's outcomes in order. Returns false when the source's `limit` is
+    /// reached and reading should stop.
+    fn take(&mut self, batch: Vec<Processed>) -> anyhow::Result<bool> {
+        for Processed { row, verdicts } in batch {
+            if let Some(limit) = self.source.limit
+                && self.selected >= limit
+            {
+                return Ok(false);
+            }
+            self.st.stage(Stage::Read).records_in += 1;
+            match row {
+                RowOutcome::Bad(e) => self.bad(&e)?,
+                RowOutcome::Unselected(e) => {
+                    self.st.stage(Stage::Read).records_out += 1;
+                    self.st.stage(Stage::Select).records_in += 1;
+                    self.ledger(&e)?;
+                }
+                RowOutcome::Selected { docs, failed } => {
+                    self.selected += 1;
+                    self.st.stage(Stage::Read).records_out += 1;
+                    let sel = self.st.stage(Stage::Select);
+                    sel.records_in += 1;
+                    sel.records_out += 1;
+                    let chars: u64 = docs.iter().map(|d| d.chars).sum();
+                    let map = self.st.stage(Stage::Map);
+                    map.records_in += 1;
+                    map.records_out += docs.len() as u64;
+                    *map.chars_out.get_or_insert(0) += chars;
+                    for e in &failed {
+                        self.bad(e)?;
+                    }
+                    for (doc, verdict) in docs.into_iter().zip(verdicts) {
+                        self.document(doc, verdict)?;
+                    }
+                }
+            }
+        }
+        Ok(match self.source.limit {
+            Some(limit) => self.selected < limit,
+            None => true,
+        })
+    }
+
+    fn document(&mut self, doc: Document, verdict: Option<DropReason>) -> anyhow::Result<()> {
+        let f = self.st.stage(Stage::Filter);
+        f.records_in += 1;
+        *f.chars_in.get_or_insert(0) += doc.chars;
+        if let Some(reason) = verdict {
+            f.chars_out.get_or_insert(0);
+            return self.ledger(&Entry { doc_id: doc.id, source: doc.source, locator: doc.locator, reason });
+        }
+        f.records_out += 1;
+        *f.chars_out.get_or_insert(0) += doc.chars;
+        if self.dedup_enabled {
+            let t = Instant::now();
+            let d = self.st.stage(Stage::Dedup);
+            d.records_in += 1;
+            *d.chars_in.get_or_insert(0) += doc.chars;
+            d.chars_out.get_or_insert(0);
+            let dup = self.dedup.check(&doc, self.names);
+            self.dedup_ns += t.elapsed().as_nanos() as u64;
+            if let Some(reason) = dup {
+                debug_assert_eq!(reason.rule, Rule::ExactDuplicate);
+                return self.ledger(&Entry { doc_id: doc.id, source: doc.source, locator: doc.locator, reason });
+            }
+            let d = self.st.stage(Stage::Dedup);
+            d.records_out += 1;
+            *d.chars_out.get_or_insert(0) += doc.chars;
+        }
+        let t = Instant::now();
+        self.docs.push(&doc, self.source)?;
+        self.write_ns += t.elapsed().as_nanos() as u64;
+        Ok(())
+    }
+}
+
+/// A progress line on stderr, shown only on a terminal and when asked for.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    fn new(enabled: bool) -> Progress {
+        use std::io::IsTerminal;
+        if !enabled || !std::io::stderr().is_terminal() {
+            return Progress { bar: None };
+        }
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg}: {human_pos} records ({per_sec}) {elapsed}")
+                .expect("valid progress template"),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        Progress { bar: Some(bar) }
+    }
+    fn source(&self, name: &str) {
+        if let Some(b) = &self.bar {
+            b.set_message(format!("reading `{name}`"));
+        }
+    }
+    fn add(&self, n: u64) {
+        if let Some(b) = &self.bar {
+            b.inc(n);
+        }
+    }
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,866 @@
+//! The recipe: one TOML file that declares a whole data build.
+//!
+//! Loading happens in two phases, as cargo-deny does with its config:
+//! 1. the TOML is parsed into raw types ([`raw`]) that mirror the file, while every
+//!    unknown key is collected (not just the first) with its place in the file;
+//! 2. [`validate`] checks meaning (formats, field mappings, regexes, the `where`
+//!    expression, unique names) and produces the [`Recipe`] the pipeline runs, again
+//!    collecting every problem.
+//!
+//! Every problem names the file, line and column, and suggests the nearest key where a
+//! typo is likely. Relative paths resolve against the recipe's folder.
+//!
+//! ```toml
+//! [recipe]
+//! name = "quickstart"
+//!
+//! [[source]]
+//! name = "arith"
+//! path = "data/arith.jsonl"
+//! format = "instruction"
+//! ```
+
+pub mod diag;
+pub mod raw;
+
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+pub use diag::{Diagnostic, RecipeError};
+use raw::*;
+
+use crate::select::WhereExpr;
+
+/// Default limit on one record's size: past it a record is refused (or ledgered with
+/// `on_error = "skip"`) rather than read into memory whole.
+pub const DEFAULT_MAX_RECORD_BYTES: u64 = 64 * 1024 * 1024;
+
+/// A checked recipe, ready to run.
+#[derive(Debug)]
+pub struct Recipe {
+    /// The recipe file as given.
+    pub path: PathBuf,
+    /// The folder relative paths resolve against.
+    pub dir: PathBuf,
+    /// sha256 of the recipe file's bytes.
+    pub sha256: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub seed: u64,
+    pub sources: Vec<Source>,
+    pub filters: Filters,
+    pub dedup: Dedup,
+    pub output_dir: PathBuf,
+}
+
+#[derive(Debug)]
+pub struct Source {
+    pub name: String,
+    /// Position in the recipe (0-based), the default dedup precedence.
+    pub index: usize,
+    /// Paths, globs or folders, resolved against the recipe's folder.
+    pub inputs: Vec<PathBuf>,
+    pub reader: Option<ReaderKind>,
+    pub mapping: Mapping,
+    pub provenance: Provenance,
+    pub where_: Option<WhereExpr>,
+    pub limit: Option<u64>,
+    pub sample: Option<f64>,
+    /// Higher wins exact-duplicate ties; equal priorities fall back to recipe order.
+    pub priority: i64,
+    pub on_error: OnError,
+    pub max_record_bytes: u64,
+}
+
+/// What the source declares about where its data came from. Carried with every
+/// document to the end; judged by the compliance stage, never trusted blindly.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Provenance {
+    pub license: Option<String>,
+    pub origin: Option<Origin>,
+    /// Model ids whose output the data holds; empty means none declared.
+    pub generated_by: Vec<String>,
+}
+
+/// How a source's data was made, as declared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Human,
+    Crowd,
+    Program,
+    Model,
+    Mixed,
+}
+
+impl Origin {
+    pub const ALL: &'static [&'static str] = &["human", "crowd", "program", "model", "mixed"];
+    fn parse(s: &str) -> Option<Origin> {
+        Some(match s {
+            "human" => Origin::Human,
+            "crowd" => Origin::Crowd,
+            "program" => Origin::Program,
+            "model" => Origin::Model,
+            "mixed" => Origin::Mixed,
+            _ => return None,
+        })
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Human => "human",
+            Origin::Crowd => "crowd",
+            Origin::Program => "program",
+            Origin::Model => "model",
+            Origin::Mixed => "mixed",
+        }
+    }
+}
+
+/// File readers. Chosen from the extension (after `.gz` / `.zst`) unless the source
+/// names one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReaderKind {
+    Jsonl,
+    Json,
+    Csv,
+    Tsv,
+    Parquet,
+    Txt,
+}
+
+impl ReaderKind {
+    pub const ALL: &'static [&'static str] = &["jsonl", "json", "csv", "tsv", "parquet", "txt"];
+    pub fn parse(s: &str) -> Option<ReaderKind> {
+        Some(match s {
+            "jsonl" | "ndjson" => ReaderKind::Jsonl,
+            "json" => ReaderKind::Json,
+            "csv" => ReaderKind::Csv,
+            "tsv" => ReaderKind::Tsv,
+            "parquet" => ReaderKind::Parquet,
+            "txt" | "text" => ReaderKind::Txt,
+            _ => return None,
+        })
+    }
+}
+
+/// How records become documents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mapping {
+    /// One text column.
+    Text { text: String },
+    /// Instruction / optional input / response; with `instances`, one document per
+    /// element of that list (self-instruct's shape), each holding `input` and `output`.
+    Instruction {
+        instruction: String,
+        input: Option<String>,
+        output: String,
+        system: Option<String>,
+        instances: Option<String>,
+    },
+    /// A list of messages, each with a role and content.
+    Chat { messages: String, role: String, content: String, roles: BTreeMap<String, Role> },
+}
+
+/// Canonical chat roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Role> {
+        Some(match s {
+            "system" => Role::System,
+            "user" => Role::User,
+            "assistant" => Role::Assistant,
+            _ => return None,
+        })
+    }
+}
+
+/// Role names understood without a mapping: the OpenAI-style names and ShareGPT's.
+pub fn default_roles() -> BTreeMap<String, Role> {
+    [
+        ("system", Role::System),
+        ("user", Role::User),
+        ("assistant", Role::Assistant),
+        ("human", Role::User),
+        ("gpt", Role::Assistant),
+        ("prompter", Role::User),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnError {
+    /// A bad record stops the run with an error naming the file and row.
+    Fail,
+    /// A bad record is ledgered and counted in the report; the run goes on.
+    Skip,
+}
+
+#[derive(Debug, Default)]
+pub struct Filters {
+    pub min_chars: Option<u64>,
+    pub max_chars: Option<u64>,
+    pub min_words: Option<u64>,
+    pub max_words: Option<u64>,
+    pub drop_regex: Vec<regex::Regex>,
+    pub keep_regex: Vec<regex::Regex>,
+}
+
+#[derive(Debug)]
+pub struct Dedup {
+    pub exact: bool,
+}
+
+/// Read and check a recipe file.
+pub fn load(path: &Path) -> Result<Recipe, anyhow::Error> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        anyhow::anyhow!("cannot read recipe `{}`: {e}", path.display())
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "recipe `{}` is not valid UTF-8 (first bad byte at offset {})",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })?;
+    Ok(parse(path, &text)?)
+}
+
+/// Parse and check recipe text; `path` names the file in diagnostics and anchors
+/// relative paths.
+pub fn parse(path: &Path, text: &str) -> Result<Recipe, RecipeError> {
+    let fail = |diagnostics: Vec<Diagnostic>| RecipeError {
+        file: path.to_path_buf(),
+        text: text.to_string(),
+        diagnostics,
+    };
+    let root = DeTable::parse(text).map_err(|e| {
+        fail(vec![Diagnostic::new(format!("TOML syntax: {}", e.message().trim()), e.span())])
+    })?;
+    let spans = SpanIndex { root: &root };
+
+    let mut diags = Vec::new();
+    let mut unknown = Vec::new();
+    let de = toml::Deserializer::from(root.clone());
+    let raw: Option<RawRecipe> =
+        match serde_ignored::deserialize(de, |p| unknown.push(path_segments(&p))) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                diags.push(Diagnostic::new(e.message().trim().to_string(), e.span()));
+                None
+            }
+        };
+    for segs in unknown {
+        diags.push(spans.unknown_key(&segs));
+    }
+    let Some(raw) = raw else { return Err(fail(diags)) };
+
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+    let recipe = validate(raw, path, &dir, text, &spans, &mut diags);
+    if diags.is_empty() {
+        Ok(recipe.expect("validation without diagnostics yields a recipe"))
+    } else {
+        Err(fail(diags))
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+fn path_segments(p: &serde_ignored::Path<'_>) -> Vec<Seg> {
+    use serde_ignored::Path as P;
+    let mut out = Vec::new();
+    let mut cur = p;
+    loop {
+        match cur {
+            P::Root => break,
+            P::Seq { parent, index } => {
+                out.push(Seg::Index(*index));
+                cur = parent;
+            }
+            P::Map { parent, key } => {
+                out.push(Seg::Key(key.clone()));
+                cur = parent;
+            }
+            P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
+                cur = parent
+            }
+        }
+    }
+    out.reverse();
+    out
+}
+
+/// Finds where keys and values sit in the recipe text.
+struct SpanIndex<'a> {
+    root: &'a Spanned<DeTable<'a>>,
+}
+
+impl SpanIndex<'_> {
+    /// Span of the key (when `key_span`) or the value at `segs`.
+    fn find(&self, segs: &[Seg], key_span: bool) -> Option<Range<usize>> {
+        let mut table: &DeTable = self.root.get_ref();
+        let mut value: Option<&Spanned<DeValue>> = None;
+        let mut last_key: Option<Range<usize>> = None;
+        for (i, seg) in segs.iter().enumerate() {
+            match seg {
+                Seg::Key(k) => {
+                    if let Some(v) = value {
+                        match v.get_ref() {
+                            DeValue::Table(t) => table = t,
+                            _ => return Some(v.span()),
+                        }
+                    }
+                    let (ks, v) = table.iter().find(|(ks, _)| ks.get_ref().as_ref() == k.as_str())?;
+                    last_key = Some(ks.span());
+                    value = Some(v);
+                }
+                Seg::Index(n) => {
+                    let v = value?;
+                    match v.get_ref() {
+                        DeValue::Array(a) => value = Some(a.get(*n)?),
+                        _ => return Some(v.span()),
+                    }
+                }
+            }
+            if i + 1 == segs.len() && key_span && matches!(seg, Seg::Key(_)) {
+                return last_key;
+            }
+        }
+        value.map(|v| v.span())
+    }
+
+    fn unknown_key(&self, segs: &[Seg]) -> Diagnostic {
+        let key = match segs.last() {
+            Some(Seg::Key(k)) => k.clone(),
+            _ => String::from("?"),
+        };
+        let table_path: Vec<&str> = segs[..segs.len().saturating_sub(1)]
+            .iter()
+            .filter_map(|s| match s {
+                Seg::Key(k) => Some(k.as_str()),
+                Seg::Index(_) => None,
+            })
+            .collect();
+        let table_name = describe_table(&segs[..segs.len().saturating_sub(1)]);
+        let known = known_keys(&table_path);
+        let mut d = Diagnostic::new(format!("unknown key `{key}` in {table_name}"), self.find(segs, true));
+        if let Some(near) = diag::nearest(&key, known) {
+            d = d.with_hint(format!("did you mean `{near}`?"));
+        } else if !known.is_empty() {
+            d = d.with_hint(format!("known keys here: {}", known.join(", ")));
+        }
+        d
+    }
+}
+
+fn describe_table(segs: &[Seg]) -> String {
+    if segs.is_empty() {
+        return "the top level".to_string();
+    }
+    let mut s = String::new();
+    for seg in segs {
+        match seg {
+            Seg::Key(k) => {
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(k);
+            }
+            Seg::Index(i) => s.push_str(&format!("[{i}]")),
+        }
+    }
+    format!("`{s}`")
+}
+
+fn key(path: &[&str]) -> Vec<Seg> {
+    path.iter()
+        .map(|p| match p.parse::<usize>() {
+            Ok(n) => Seg::Index(n),
+            Err(_) => Seg::Key(p.to_string()),
+        })
+        .collect()
+}
+
+fn validate(
+    raw: RawRecipe,
+    path: &Path,
+    dir: &Path,
+    text: &str,
+    spans: &SpanIndex,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Recipe> {
+    let at = |p: &[&str]| spans.find(&key(p), false);
+    let meta = raw.recipe.unwrap_or_default();
+    let name = match meta.name {
+        Some(n) if valid_name(&n) => n,
+        Some(n) => {
+            diags.push(
+                Diagnostic::new(format!("recipe name `{n}` is not usable as a folder name"), at(&["recipe", "name"]))
+                    .with_hint("use letters, digits, `-`, `_` and `.`"),
+            );
+            n
+        }
+        None => {
+            diags.push(
+                Diagnostic::new("missing `[recipe] name`", None)
+                    .with_hint("add `[recipe]` with `name = \"my-build\"` at the top"),
+            );
+            String::new()
+        }
+    };
+
+    if raw.sources.is_empty() {
+        diags.push(
+            Diagnostic::new("the recipe declares no `[[source]]`", None)
+                .with_hint("add a `[[source]]` table with `name`, `path` and `format`"),
+        );
+    }
+
+    let mut names = HashSet::new();
+    let mut sources = Vec::new();
+    for (i, rs) in raw.sources.into_iter().enumerate() {
+        let idx = i.to_string();
+        let sat = |k: &str| at(&["source", &idx, k]);
+        let src_at = at(&["source", &idx]);
+        let name = match rs.name {
+            Some(n) if !valid_name(&n) => {
+                diags.push(
+                    Diagnostic::new(format!("source name `{n}` must be letters, digits, `-`, `_` or `.`"), sat("name")),
+                );
+                n
+            }
+            Some(n) => {
+                if !names.insert(n.clone()) {
+                    diags.push(Diagnostic::new(format!("source name `{n}` is used twice"), sat("name")));
+                }
+                n
+            }
+            None => {
+                diags.push(Diagnostic::new(format!("`source[{i}]` has no `name`"), src_at.clone()));
+                format!("source-{i}")
+            }
+        };
+        let inputs: Vec<PathBuf> = match rs.path {
+            Some(p) => {
+                let v = p.into_vec();
+                if v.is_empty() {
+                    diags.push(Diagnostic::new(format!("source `{name}`: `path` is empty"), sat("path")));
+                }
+                v.iter().map(|s| dir.join(s)).collect()
+            }
+            None => {
+                diags.push(
+                    Diagnostic::new(format!("source `{name}` has no `path`"), src_at.clone())
+                        .with_hint("give a file, a glob such as `data/*.jsonl`, or a folder"),
+                );
+                vec![]
+            }
+        };
+        let reader = match rs.reader.as_deref() {
+            None => None,
+            Some(r) => match ReaderKind::parse(r) {
+                Some(k) => Some(k),
+                None => {
+                    diags.push(
+                        Diagnostic::new(format!("unknown reader `{r}`"), sat("reader"))
+                            .with_hint(format!("one of: {}", ReaderKind::ALL.join(", "))),
+                    );
+                    None
+                }
+            },
+        };
+        let mapping = build_mapping(&name, rs.format.as_deref(), rs.fields, rs.roles, &sat, diags);
+        let origin = match rs.origin.as_deref() {
+            None => None,
+            Some(o) => match Origin::parse(o) {
+                Some(o) => Some(o),
+                None => {
+                    diags.push(
+                        Diagnostic::new(format!("unknown origin `{o}`"), sat("origin"))
+                            .with_hint(format!("one of: {}", Origin::ALL.join(", "))),
+                    );
+                    None
+                }
+            },
+        };
+        let where_ = match rs.where_ {
+            None => None,
+            Some(w) => match WhereExpr::parse(&w) {
+                Ok(e) => Some(e),
+                Err(e) => {
+                    diags.push(Diagnostic::new(format!("source `{name}`: bad `where`: {e}"), sat("where")));
+                    None
+                }
+            },
+        };
+        if let Some(s) = rs.sample
+            && !(s > 0.0 && s <= 1.0)
+        {
+            diags.push(
+                Diagnostic::new(format!("source `{name}`: `sample` must be in (0, 1], got {s}"), sat("sample"))
+                    .with_hint("`sample = 0.1` keeps a seeded 10% of the records"),
+            );
+        }
+        if rs.limit == Some(0) {
+            diags.push(Diagnostic::new(format!("source `{name}`: `limit = 0` reads nothing"), sat("limit")));
+        }
+        let on_error = match rs.on_error.as_deref() {
+            None | Some("fail") => OnError::Fail,
+            Some("skip") => OnError::Skip,
+            Some(o) => {
+                diags.push(
+                    Diagnostic::new(format!("unknown on_error `{o}`"), sat("on_error")).with_hint("one of: fail, skip"),
+                );
+                OnError::Fail
+            }
+        };
+        if rs.max_record_bytes == Some(0) {
+            diags.push(Diagnostic::new("`max_record_bytes` must be positive", sat("max_record_bytes")));
+        }
+        if let Some(gb) = &rs.generated_by
+            && let Some(bad) = gb.iter().find(|g| g.trim().is_empty())
+        {
+            diags.push(Diagnostic::new(format!("empty model id {bad:?} in `generated_by`"), sat("generated_by")));
+        }
+        if let Some(m) = &mapping {
+            sources.push(Source {
+                name,
+                index: i,
+                inputs,
+                reader,
+                mapping: m.clone(),
+                provenance: Provenance {
+                    license: rs.license,
+                    origin,
+                    generated_by: rs.generated_by.unwrap_or_default(),
+                },
+                where_,
+                limit: rs.limit,
+                sample: rs.sample,
+                priority: rs.priority.unwrap_or(0),
+                on_error,
+                max_record_bytes: rs.max_record_bytes.unwrap_or(DEFAULT_MAX_RECORD_BYTES),
+            });
+        }
+    }
+
+    let rf = raw.filters.unwrap_or_default();
+    let mut compile = |list: Option<Vec<String>>, k: &str| -> Vec<regex::Regex> {
+        let mut out = Vec::new();
+        for (j, pat) in list.unwrap_or_default().into_iter().enumerate() {
+            match regex::Regex::new(&pat) {
+                Ok(r) => out.push(r),
+                Err(e) => diags.push(Diagnostic::new(
+                    format!("`filters.{k}[{j}]` is not a valid regex: {e}"),
+                    at(&["filters", k, &j.to_string()]),
+                )),
+            }
+        }
+        out
+    };
+    let drop_regex = compile(rf.drop_regex, "drop_regex");
+    let keep_regex = compile(rf.keep_regex, "keep_regex");
+    for (lo, hi, lk, hk) in [
+        (rf.min_chars, rf.max_chars, "min_chars", "max_chars"),
+        (rf.min_words, rf.max_words, "min_words", "max_words"),
+    ] {
+        if let (Some(lo), Some(hi)) = (lo, hi)
+            && lo > hi
+        {
+            diags.push(Diagnostic::new(format!("`filters.{lk}` ({lo}) is above `filters.{hk}` ({hi})"), at(&["filters", lk])));
+        }
+    }
+    let filters = Filters {
+        min_chars: rf.min_chars,
+        max_chars: rf.max_chars,
+        min_words: rf.min_words,
+        max_words: rf.max_words,
+        drop_regex,
+        keep_regex,
+    };
+    let dedup = Dedup { exact: raw.dedup.and_then(|d| d.exact).unwrap_or(true) };
+    let output_dir = match raw.output.and_then(|o| o.dir) {
+        Some(d) => dir.join(d),
+        None => dir.join("out").join(&name),
+    };
+
+    if !diags.is_empty() {
+        return None;
+    }
+    Some(Recipe {
+        path: path.to_path_buf(),
+        dir: dir.to_path_buf(),
+        sha256: crate::hash::sha256_hex(text.as_bytes()),
+        name,
+        description: meta.description,
+        seed: meta.seed.unwrap_or(0),
+        sources,
+        filters,
+        dedup,
+        output_dir,
+    })
+}
+
+fn valid_name(n: &str) -> bool {
+    !n.is_empty()
+        && n != "."
+        && n != ".."
+        && n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+const FORMATS: &[&str] = &["text", "instruction", "chat"];
+
+fn build_mapping(
+    name: &str,
+    format: Option<&str>,
+    fields: Option<RawFields>,
+    roles: Option<BTreeMap<String, String>>,
+    sat: &dyn Fn(&str) -> Option<Range<usize>>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Mapping> {
+    let f = fields.unwrap_or_default();
+    // Which `fields` keys each format reads; any other key set is a mistake worth
+    // naming, since it would otherwise be silently ignored.
+    let (mapping, allowed): (Option<Mapping>, &[&str]) = match format {
+        Some("text") => (Some(Mapping::Text { text: f.text.clone().unwrap_or_else(|| "text".into()) }), &["text"]),
+        Some("instruction") => (
+            Some(Mapping::Instruction {
+                instruction: f.instruction.clone().unwrap_or_else(|| "instruction".into()),
+                input: Some(f.input.clone().unwrap_or_else(|| "input".into())),
+                output: f.output.clone().unwrap_or_else(|| "output".into()),
+                system: f.system.clone(),
+                instances: f.instances.clone(),
+            }),
+            &["instruction", "input", "output", "system", "instances"],
+        ),
+        Some("chat") => {
+            let mut map = default_roles();
+            let mut ok = true;
+            for (k, v) in roles.clone().unwrap_or_default() {
+                match Role::parse(&v) {
+                    Some(r) => {
+                        map.insert(k, r);
+                    }
+                    None => {
+                        ok = false;
+                        diags.push(
+                            Diagnostic::new(format!("source `{name}`: role `{k}` maps to unknown role `{v}`"), sat("roles"))
+                                .with_hint("map to one of: system, user, assistant"),
+                        );
+                    }
+                }
+            }
+            (
+                ok.then(|| Mapping::Chat {
+                    messages: f.messages.clone().unwrap_or_else(|| "messages".into()),
+                    role: f.role.clone().unwrap_or_else(|| "role".into()),
+                    content: f.content.clone().unwrap_or_else(|| "content".into()),
+                    roles: map,
+                }),
+                &["messages", "role", "content"],
+            )
+        }
+        Some(other) => {
+            let mut d = Diagnostic::new(format!("source `{name}`: unknown format `{other}`"), sat("format"));
+            d = match diag::nearest(other, FORMATS) {
+                Some(n) => d.with_hint(format!("did you mean `{n}`?")),
+                None => d.with_hint("one of: text, instruction, chat"),
+            };
+            diags.push(d);
+            return None;
+        }
+        None => {
+            diags.push(
+                Diagnostic::new(format!("source `{name}` has no `format`"), sat("name"))
+                    .with_hint("add `format = \"text\"`, `\"instruction\"` or `\"chat\"`"),
+            );
+            return None;
+        }
+    };
+    let set: Vec<(&str, bool)> = vec![
+        ("text", f.text.is_some()),
+        ("instruction", f.instruction.is_some()),
+        ("input", f.input.is_some()),
+        ("output", f.output.is_some()),
+        ("system", f.system.is_some()),
+        ("instances", f.instances.is_some()),
+        ("messages", f.messages.is_some()),
+        ("role", f.role.is_some()),
+        ("content", f.content.is_some()),
+    ];
+    for (k, is_set) in set {
+        if is_set && !allowed.contains(&k) {
+            diags.push(
+                Diagnostic::new(
+                    format!("source `{name}`: `fields.{k}` does not apply to format `{}`", format.unwrap_or("")),
+                    sat("fields"),
+                )
+                .with_hint(format!("this format reads: {}", allowed.join(", "))),
+            );
+        }
+    }
+    if roles.is_some() && format != Some("chat") {
+        diags.push(Diagnostic::new(format!("source `{name}`: `roles` applies only to format `chat`"), sat("roles")));
+    }
+    mapping
+}
+
+/// Parse a recipe from text in tests, naming it `recipe.toml` in a given folder.
+#[cfg(test)]
+pub(crate) fn parse_in(dir: &Path, text: &str) -> Result<Recipe, RecipeError> {
+    parse(&dir.join("recipe.toml"), text)
+}
+
+impl<'de> Deserialize<'de> for Role {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Role::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("unknown role `{s}`")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> RecipeError {
+        parse_in(Path::new("/r"), text).expect_err("recipe should be refused")
+    }
+
+    const OK: &str = r#"
+[recipe]
+name = "t"
+[[source]]
+name = "a"
+path = "data/a.jsonl"
+format = "instruction"
+"#;
+
+    #[test]
+    fn minimal_recipe_resolves_paths_against_its_folder() {
+        let r = parse_in(Path::new("/r"), OK).unwrap();
+        assert_eq!(r.sources[0].inputs, vec![PathBuf::from("/r/data/a.jsonl")]);
+        assert_eq!(r.output_dir, PathBuf::from("/r/out/t"));
+        assert!(r.dedup.exact);
+    }
+
+    #[test]
+    fn every_unknown_key_is_reported_with_line_and_suggestion() {
+        let e = err(r#"
+[recipe]
+name = "t"
+sed = 3
+[[source]]
+name = "a"
+path = "a.jsonl"
+format = "instruction"
+feilds = { instruction = "q" }
+[filters]
+min_char = 3
+"#);
+        assert_eq!(e.diagnostics.len(), 3, "{e}");
+        let shown = e.to_string();
+        assert!(shown.contains("/r/recipe.toml:4:1: unknown key `sed` in `recipe`"), "{shown}");
+        assert!(shown.contains("did you mean `seed`?"), "{shown}");
+        assert!(shown.contains("/r/recipe.toml:9:1: unknown key `feilds` in `source[0]`"), "{shown}");
+        assert!(shown.contains("did you mean `fields`?"), "{shown}");
+        assert!(shown.contains(":11:1: unknown key `min_char` in `filters`"), "{shown}");
+        assert!(shown.contains("did you mean `min_chars`?"), "{shown}");
+    }
+
+    #[test]
+    fn unknown_key_inside_inline_fields_table_is_found() {
+        let e = err(r#"
+[recipe]
+name = "t"
+[[source]]
+name = "a"
+path = "a.jsonl"
+format = "instruction"
+fields = { instruction = "q", ouput = "a" }
+"#);
+        let shown = e.to_string();
+        assert!(shown.contains(":8:31: unknown key `ouput` in `source[0].fields`"), "{shown}");
+        assert!(shown.contains("did you mean `output`?"), "{shown}");
+    }
+
+    #[test]
+    fn semantic_problems_are_all_collected() {
+        let e = err(r#"
+[recipe]
+name = "t"
+[[source]]
+name = "a"
+path = "a.jsonl"
+format = "instuction"
+[[source]]
+name = "a"
+path = "b.jsonl"
+format = "text"
+sample = 1.5
+where = "x = = 1"
+[filters]
+drop_regex = ["(unclosed"]
+min_chars = 10
+max_chars = 5
+"#);
+        let shown = e.to_string();
+        assert!(shown.contains("unknown format `instuction`"), "{shown}");
+        assert!(shown.contains("did you mean `instruction`?"), "{shown}");
+        assert!(shown.contains("source name `a` is used twice"), "{shown}");
+        assert!(shown.contains("`sample` must be in (0, 1]"), "{shown}");
+        assert!(shown.contains("bad `where`"), "{shown}");
+        assert!(shown.contains("`filters.drop_regex[0]` is not a valid regex"), "{shown}");
+        assert!(shown.contains("`filters.min_chars` (10) is above `filters.max_chars` (5)"), "{shown}");
+        assert_eq!(e.diagnostics.len(), 6, "{shown}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_place() {
+        let e = err("[recipe]\nname = \"t\"\nseed = \"x\"\n");
+        let shown = e.to_string();
+        assert!(shown.contains("recipe.toml:3:8"), "{shown}");
+    }
+
+    #[test]
+    fn syntax_error_names_the_place() {
+        let e = err("[recipe]\nname = \"t\n");
+        assert!(e.to_string().contains("recipe.toml:2:"), "{e}");
+    }
+
+    #[test]
+    fn fields_that_do_not_apply_are_refused() {
+        let e = err(r#"
+[recipe]
+name = "t"
+[[source]]
+name = "a"
+path = "a.jsonl"
+format = "text"
+fields = { text = "body", output = "x" }
+"#);
+        assert!(e.to_string().contains("`fields.output` does not apply to format `text`"), "{e}");
+    }
+}

@@ -1,0 +1,157 @@
+//! Raw recipe types: a faithful mirror of the TOML file. Nothing here is checked beyond
+//! its TOML type; `super::validate` turns these into the checked [`super::Recipe`].
+//!
+//! Unknown keys are not rejected by serde here: they are collected all at once by
+//! `serde_ignored` in the loader, so that every typo in a recipe is reported in one go
+//! with its line and the nearest known key.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawRecipe {
+    pub recipe: Option<RawMeta>,
+    #[serde(default, rename = "source")]
+    pub sources: Vec<RawSource>,
+    pub filters: Option<RawFilters>,
+    pub dedup: Option<RawDedup>,
+    pub output: Option<RawOutput>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawMeta {
+    pub name: Option<String>,
+    pub seed: Option<u64>,
+    pub description: Option<String>,
+}
+
+/// `path = "x.jsonl"` or `path = ["a.jsonl", "b/*.jsonl"]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawSource {
+    pub name: Option<String>,
+    pub path: Option<OneOrMany>,
+    pub reader: Option<String>,
+    pub format: Option<String>,
+    pub fields: Option<RawFields>,
+    /// Role name mapping for chat sources, e.g. `{ human = "user", gpt = "assistant" }`.
+    pub roles: Option<BTreeMap<String, String>>,
+    pub license: Option<String>,
+    pub origin: Option<String>,
+    pub generated_by: Option<Vec<String>>,
+    #[serde(rename = "where")]
+    pub where_: Option<String>,
+    pub limit: Option<u64>,
+    pub sample: Option<f64>,
+    pub priority: Option<i64>,
+    pub on_error: Option<String>,
+    pub max_record_bytes: Option<u64>,
+}
+
+/// Column names to read each part of a document from. Which ones apply depends on the
+/// source's `format`.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct RawFields {
+    pub text: Option<String>,
+    pub instruction: Option<String>,
+    pub input: Option<String>,
+    pub output: Option<String>,
+    pub system: Option<String>,
+    pub instances: Option<String>,
+    pub messages: Option<String>,
+    pub role: Option<String>,
+    pub content: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawFilters {
+    pub min_chars: Option<u64>,
+    pub max_chars: Option<u64>,
+    pub min_words: Option<u64>,
+    pub max_words: Option<u64>,
+    pub drop_regex: Option<Vec<String>>,
+    pub keep_regex: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawDedup {
+    pub exact: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawOutput {
+    pub dir: Option<String>,
+}
+
+/// The field names serde expects for a struct type, read through a deserializer that
+/// records them. Used to suggest the nearest key for a typo without keeping a second
+/// list of keys by hand.
+pub fn fields_of<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+    use serde::de::{self, Visitor};
+    struct Probe<'a>(&'a mut &'static [&'static str]);
+    impl<'de> de::Deserializer<'de> for Probe<'_> {
+        type Error = de::value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _v: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("probe"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _v: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(de::Error::custom("probe"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map enum identifier ignored_any
+        }
+    }
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(Probe(&mut fields));
+    fields
+}
+
+/// Known keys of the table at a key path (`["source", "fields"]`), for suggestions.
+pub fn known_keys(table_path: &[&str]) -> &'static [&'static str] {
+    match table_path {
+        [] => fields_of::<RawRecipe>(),
+        ["recipe"] => fields_of::<RawMeta>(),
+        ["source"] => fields_of::<RawSource>(),
+        ["source", "fields"] => fields_of::<RawFields>(),
+        ["filters"] => fields_of::<RawFilters>(),
+        ["dedup"] => fields_of::<RawDedup>(),
+        ["output"] => fields_of::<RawOutput>(),
+        _ => &[],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_reads_serde_field_names() {
+        let f = fields_of::<RawSource>();
+        assert!(f.contains(&"where"), "renamed field is listed by its TOML name: {f:?}");
+        assert!(f.contains(&"fields"));
+        assert!(!f.contains(&"where_"));
+    }
+}

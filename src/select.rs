@@ -1,0 +1,470 @@
+//! The `where` row filter: a SQL boolean expression over a source's own columns.
+//!
+//! ```toml
+//! where = "source IN ('data/CoT/gsm_train.json', 'data/CoT/aqua_rat.json') AND length(output) > 20"
+//! ```
+//!
+//! The expression is parsed with `sqlparser` when the recipe loads (so a typo is a
+//! recipe error with its line) and compiled into a small tree that is evaluated per
+//! row, with SQL's three-valued logic: a comparison with NULL is unknown, and only a
+//! row whose expression is TRUE is kept. Supported: column names (nested with
+//! `a.b`), string / number / boolean / NULL literals, `= != <> < <= > >=`, `AND OR NOT`,
+//! `IN (…)`, `BETWEEN`, `LIKE` / `ILIKE` (with `%` and `_`), `IS [NOT] NULL`, `+ - * /`,
+//! and the functions `lower`, `upper`, `length`, `trim`, `coalesce`.
+//!
+//! A column that the first record of a file does not have is an error (a typo would
+//! otherwise select nothing, silently); a column missing from a later row is NULL.
+
+use serde_json::Value;
+use sqlparser::ast::{self, BinaryOperator, Expr, UnaryOperator};
+use sqlparser::dialect::GenericDialect;
+use sqlparser::parser::Parser;
+
+#[derive(Debug, Clone)]
+pub struct WhereExpr {
+    text: String,
+    expr: E,
+    columns: Vec<Vec<String>>,
+}
+
+impl PartialEq for WhereExpr {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+#[derive(Debug, Clone)]
+enum E {
+    Col(Vec<String>),
+    Lit(V),
+    Not(Box<E>),
+    And(Box<E>, Box<E>),
+    Or(Box<E>, Box<E>),
+    Cmp(Cmp, Box<E>, Box<E>),
+    Arith(Arith, Box<E>, Box<E>),
+    Neg(Box<E>),
+    In { e: Box<E>, list: Vec<E>, negated: bool },
+    Between { e: Box<E>, lo: Box<E>, hi: Box<E>, negated: bool },
+    Like { e: Box<E>, re: regex::Regex, negated: bool },
+    IsNull(Box<E>, bool),
+    Func(F, Vec<E>),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Cmp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Arith {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum F {
+    Lower,
+    Upper,
+    Length,
+    Trim,
+    Coalesce,
+}
+
+/// A value during evaluation.
+#[derive(Debug, Clone, PartialEq)]
+enum V {
+    Null,
+    Bool(bool),
+    Num(f64),
+    Str(String),
+}
+
+impl WhereExpr {
+    pub fn parse(text: &str) -> Result<WhereExpr, String> {
+        let dialect = GenericDialect {};
+        let mut parser = Parser::new(&dialect).try_with_sql(text).map_err(|e| e.to_string())?;
+        let expr = parser.parse_expr().map_err(|e| e.to_string())?;
+        let rest = parser.peek_token();
+        if rest.token != sqlparser::tokenizer::Token::EOF {
+            return Err(format!("unexpected `{}` after the expression", rest.token));
+        }
+        let mut columns = Vec::new();
+        let expr = compile(&expr, &mut columns)?;
+        columns.sort();
+        columns.dedup();
+        Ok(WhereExpr { text: text.to_string(), expr, columns })
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Columns the expression reads whose top-level key `row` lacks.
+    pub fn missing_columns(&self, row: &Value) -> Vec<String> {
+        let Some(obj) = row.as_object() else {
+            return self.columns.iter().map(|c| c.join(".")).collect();
+        };
+        self.columns
+            .iter()
+            .filter(|c| !obj.contains_key(&c[0]))
+            .map(|c| c.join("."))
+            .collect()
+    }
+
+    /// True when the row is selected (the expression is TRUE, not FALSE or NULL).
+    pub fn matches(&self, row: &Value) -> bool {
+        matches!(eval(&self.expr, row), V::Bool(true))
+    }
+}
+
+fn compile(e: &Expr, cols: &mut Vec<Vec<String>>) -> Result<E, String> {
+    let b = |x: &Expr, cols: &mut Vec<Vec<String>>| compile(x, cols).map(Box::new);
+    Ok(match e {
+        Expr::Identifier(id) => {
+            let c = vec![id.value.clone()];
+            cols.push(c.clone());
+            E::Col(c)
+        }
+        Expr::CompoundIdentifier(ids) => {
+            let c: Vec<String> = ids.iter().map(|i| i.value.clone()).collect();
+            cols.push(c.clone());
+            E::Col(c)
+        }
+        Expr::Value(v) => E::Lit(literal(&v.value)?),
+        Expr::Nested(x) => compile(x, cols)?,
+        Expr::UnaryOp { op: UnaryOperator::Not, expr } => E::Not(b(expr, cols)?),
+        Expr::UnaryOp { op: UnaryOperator::Minus, expr } => E::Neg(b(expr, cols)?),
+        Expr::UnaryOp { op: UnaryOperator::Plus, expr } => compile(expr, cols)?,
+        Expr::BinaryOp { left, op, right } => {
+            let (l, r) = (b(left, cols)?, b(right, cols)?);
+            match op {
+                BinaryOperator::And => E::And(l, r),
+                BinaryOperator::Or => E::Or(l, r),
+                BinaryOperator::Eq => E::Cmp(Cmp::Eq, l, r),
+                BinaryOperator::NotEq => E::Cmp(Cmp::Ne, l, r),
+                BinaryOperator::Lt => E::Cmp(Cmp::Lt, l, r),
+                BinaryOperator::LtEq => E::Cmp(Cmp::Le, l, r),
+                BinaryOperator::Gt => E::Cmp(Cmp::Gt, l, r),
+                BinaryOperator::GtEq => E::Cmp(Cmp::Ge, l, r),
+                BinaryOperator::Plus => E::Arith(Arith::Add, l, r),
+                BinaryOperator::Minus => E::Arith(Arith::Sub, l, r),
+                BinaryOperator::Multiply => E::Arith(Arith::Mul, l, r),
+                BinaryOperator::Divide => E::Arith(Arith::Div, l, r),
+                other => return Err(format!("operator `{other}` is not supported")),
+            }
+        }
+        Expr::In { expr, target: ast::InTarget::List(list), negated, global: false } => E::In {
+            e: b(expr, cols)?,
+            list: list.iter().map(|x| compile(x, cols)).collect::<Result<_, _>>()?,
+            negated: *negated,
+        },
+        Expr::Between { expr, negated, low, high } => {
+            E::Between { e: b(expr, cols)?, lo: b(low, cols)?, hi: b(high, cols)?, negated: *negated }
+        }
+        Expr::Like { negated, any: false, expr, pattern, escape_char: None } => {
+            E::Like { e: b(expr, cols)?, re: like_regex(pattern, false)?, negated: *negated }
+        }
+        Expr::ILike { negated, any: false, expr, pattern, escape_char: None } => {
+            E::Like { e: b(expr, cols)?, re: like_regex(pattern, true)?, negated: *negated }
+        }
+        Expr::IsNull(x) => E::IsNull(b(x, cols)?, false),
+        Expr::IsNotNull(x) => E::IsNull(b(x, cols)?, true),
+        Expr::IsTrue(x) => E::Cmp(Cmp::Eq, b(x, cols)?, Box::new(E::Lit(V::Bool(true)))),
+        Expr::IsFalse(x) => E::Cmp(Cmp::Eq, b(x, cols)?, Box::new(E::Lit(V::Bool(false)))),
+        Expr::Function(f) => {
+            let name = f.name.to_string().to_ascii_lowercase();
+            let func = match name.as_str() {
+                "lower" => F::Lower,
+                "upper" => F::Upper,
+                "length" | "char_length" | "len" => F::Length,
+                "trim" => F::Trim,
+                "coalesce" => F::Coalesce,
+                _ => return Err(format!("function `{name}` is not supported (lower, upper, length, trim, coalesce)")),
+            };
+            let ast::FunctionArguments::List(list) = &f.args else {
+                return Err(format!("`{name}` needs arguments in parentheses"));
+            };
+            let mut args = Vec::new();
+            for a in &list.args {
+                match a {
+                    ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(x)) => args.push(compile(x, cols)?),
+                    other => return Err(format!("argument `{other}` of `{name}` is not supported")),
+                }
+            }
+            let arity_ok = match func {
+                F::Coalesce => !args.is_empty(),
+                _ => args.len() == 1,
+            };
+            if !arity_ok {
+                return Err(format!("`{name}` takes {} argument(s)", if matches!(func, F::Coalesce) { "1 or more" } else { "1" }));
+            }
+            E::Func(func, args)
+        }
+        Expr::Trim { expr, trim_where: None, trim_what: None, trim_characters: None } => {
+            E::Func(F::Trim, vec![compile(expr, cols)?])
+        }
+        other => return Err(format!("`{other}` is not supported in `where`")),
+    })
+}
+
+fn literal(v: &ast::Value) -> Result<V, String> {
+    Ok(match v {
+        ast::Value::Number(n, _) => V::Num(n.parse::<f64>().map_err(|_| format!("bad number `{n}`"))?),
+        ast::Value::SingleQuotedString(s) | ast::Value::DoubleQuotedString(s) => V::Str(s.clone()),
+        ast::Value::Boolean(b) => V::Bool(*b),
+        ast::Value::Null => V::Null,
+        other => return Err(format!("literal `{other}` is not supported")),
+    })
+}
+
+fn like_regex(pattern: &Expr, case_insensitive: bool) -> Result<regex::Regex, String> {
+    let Expr::Value(v) = pattern else {
+        return Err("the LIKE pattern must be a string literal".into());
+    };
+    let V::Str(p) = literal(&v.value)? else {
+        return Err("the LIKE pattern must be a string literal".into());
+    };
+    let mut re = String::from(if case_insensitive { "(?si)^" } else { "(?s)^" });
+    for c in p.chars() {
+        match c {
+            '%' => re.push_str(".*"),
+            '_' => re.push('.'),
+            c => re.push_str(&regex::escape(&c.to_string())),
+        }
+    }
+    re.push('$');
+    regex::Regex::new(&re).map_err(|e| e.to_string())
+}
+
+fn lookup<'a>(row: &'a Value, path: &[String]) -> Option<&'a Value> {
+    let mut cur = row;
+    for p in path {
+        cur = cur.as_object()?.get(p)?;
+    }
+    Some(cur)
+}
+
+fn from_json(v: Option<&Value>) -> V {
+    match v {
+        None | Some(Value::Null) => V::Null,
+        Some(Value::Bool(b)) => V::Bool(*b),
+        Some(Value::Number(n)) => n.as_f64().map(V::Num).unwrap_or(V::Null),
+        Some(Value::String(s)) => V::Str(s.clone()),
+        Some(other) => V::Str(other.to_string()),
+    }
+}
+
+fn as_num(v: &V) -> Option<f64> {
+    match v {
+        V::Num(n) => Some(*n),
+        V::Str(s) => s.trim().parse().ok(),
+        V::Bool(b) => Some(if *b { 1.0 } else { 0.0 }),
+        V::Null => None,
+    }
+}
+
+/// SQL comparison; a number compared with a string that reads as a number compares
+/// numerically (CSV columns are strings).
+fn compare(a: &V, b: &V) -> Option<std::cmp::Ordering> {
+    match (a, b) {
+        (V::Null, _) | (_, V::Null) => None,
+        (V::Str(x), V::Str(y)) => Some(x.cmp(y)),
+        (V::Bool(x), V::Bool(y)) => Some(x.cmp(y)),
+        _ => as_num(a)?.partial_cmp(&as_num(b)?),
+    }
+}
+
+fn truth(v: &V) -> Option<bool> {
+    match v {
+        V::Bool(b) => Some(*b),
+        V::Null => None,
+        V::Num(n) => Some(*n != 0.0),
+        V::Str(_) => None,
+    }
+}
+
+fn from_truth(t: Option<bool>) -> V {
+    t.map(V::Bool).unwrap_or(V::Null)
+}
+
+fn eval(e: &E, row: &Value) -> V {
+    use std::cmp::Ordering::*;
+    match e {
+        E::Col(path) => from_json(lookup(row, path)),
+        E::Lit(v) => v.clone(),
+        E::Not(x) => from_truth(truth(&eval(x, row)).map(|b| !b)),
+        E::And(a, b) => {
+            let (x, y) = (truth(&eval(a, row)), truth(&eval(b, row)));
+            from_truth(match (x, y) {
+                (Some(false), _) | (_, Some(false)) => Some(false),
+                (Some(true), Some(true)) => Some(true),
+                _ => None,
+            })
+        }
+        E::Or(a, b) => {
+            let (x, y) = (truth(&eval(a, row)), truth(&eval(b, row)));
+            from_truth(match (x, y) {
+                (Some(true), _) | (_, Some(true)) => Some(true),
+                (Some(false), Some(false)) => Some(false),
+                _ => None,
+            })
+        }
+        E::Cmp(op, a, b) => {
+            let ord = compare(&eval(a, row), &eval(b, row));
+            from_truth(ord.map(|o| match op {
+                Cmp::Eq => o == Equal,
+                Cmp::Ne => o != Equal,
+                Cmp::Lt => o == Less,
+                Cmp::Le => o != Greater,
+                Cmp::Gt => o == Greater,
+                Cmp::Ge => o != Less,
+            }))
+        }
+        E::Arith(op, a, b) => match (as_num(&eval(a, row)), as_num(&eval(b, row))) {
+            (Some(x), Some(y)) => match op {
+                Arith::Add => V::Num(x + y),
+                Arith::Sub => V::Num(x - y),
+                Arith::Mul => V::Num(x * y),
+                Arith::Div if y == 0.0 => V::Null,
+                Arith::Div => V::Num(x / y),
+            },
+            _ => V::Null,
+        },
+        E::Neg(x) => as_num(&eval(x, row)).map(|n| V::Num(-n)).unwrap_or(V::Null),
+        E::In { e, list, negated } => {
+            let v = eval(e, row);
+            if v == V::Null {
+                return V::Null;
+            }
+            let mut saw_null = false;
+            for item in list {
+                match compare(&v, &eval(item, row)) {
+                    Some(Equal) => return V::Bool(!negated),
+                    None => saw_null = true,
+                    _ => {}
+                }
+            }
+            if saw_null { V::Null } else { V::Bool(*negated) }
+        }
+        E::Between { e, lo, hi, negated } => {
+            let v = eval(e, row);
+            let (a, b) = (compare(&v, &eval(lo, row)), compare(&v, &eval(hi, row)));
+            from_truth(match (a, b) {
+                (Some(a), Some(b)) => Some((a != Less && b != Greater) != *negated),
+                _ => None,
+            })
+        }
+        E::Like { e, re, negated } => match eval(e, row) {
+            V::Null => V::Null,
+            V::Str(s) => V::Bool(re.is_match(&s) != *negated),
+            V::Num(n) => V::Bool(re.is_match(&n.to_string()) != *negated),
+            V::Bool(b) => V::Bool(re.is_match(&b.to_string()) != *negated),
+        },
+        E::IsNull(x, negated) => V::Bool((eval(x, row) == V::Null) != *negated),
+        E::Func(f, args) => {
+            let first = || eval(&args[0], row);
+            match f {
+                F::Lower => match first() {
+                    V::Str(s) => V::Str(s.to_lowercase()),
+                    v => v,
+                },
+                F::Upper => match first() {
+                    V::Str(s) => V::Str(s.to_uppercase()),
+                    v => v,
+                },
+                F::Trim => match first() {
+                    V::Str(s) => V::Str(s.trim().to_string()),
+                    v => v,
+                },
+                F::Length => match first() {
+                    V::Str(s) => V::Num(s.chars().count() as f64),
+                    V::Null => V::Null,
+                    other => match lookup_len(&args[0], row) {
+                        Some(n) => V::Num(n as f64),
+                        None => V::Num(format!("{other:?}").len() as f64),
+                    },
+                },
+                F::Coalesce => args.iter().map(|a| eval(a, row)).find(|v| *v != V::Null).unwrap_or(V::Null),
+            }
+        }
+    }
+}
+
+/// `length(list_column)` counts elements, as SQL engines over JSON do.
+fn lookup_len(e: &E, row: &Value) -> Option<usize> {
+    if let E::Col(p) = e {
+        return lookup(row, p).and_then(|v| v.as_array()).map(|a| a.len());
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sel(expr: &str, row: Value) -> bool {
+        WhereExpr::parse(expr).unwrap().matches(&row)
+    }
+
+    #[test]
+    fn in_list_selects_subsets() {
+        let e = "source IN ('data/CoT/gsm_train.json', 'data/CoT/aqua_rat.json')";
+        assert!(sel(e, json!({"source": "data/CoT/gsm_train.json"})));
+        assert!(!sel(e, json!({"source": "data/PoT/gsm_gpt4.json"})));
+        assert!(sel(&format!("NOT ({e})"), json!({"source": "x"})));
+        assert!(sel("source NOT IN ('a')", json!({"source": "b"})));
+    }
+
+    #[test]
+    fn null_is_never_selected() {
+        assert!(!sel("x = 1", json!({"x": null})));
+        assert!(!sel("NOT (x = 1)", json!({"x": null})));
+        assert!(sel("x IS NULL", json!({"x": null})));
+        assert!(sel("x IS NULL OR x > 3", json!({})));
+        assert!(!sel("x IN (1, NULL)", json!({"x": 2})));
+    }
+
+    #[test]
+    fn numbers_strings_and_functions() {
+        assert!(sel("n > 2 AND n <= 3.5", json!({"n": 3})));
+        assert!(sel("n > 2", json!({"n": "10"})), "CSV strings compare as numbers");
+        assert!(sel("length(text) BETWEEN 3 AND 5", json!({"text": "abcd"})));
+        assert!(sel("lower(cat) = 'qa'", json!({"cat": "QA"})));
+        assert!(sel("meta.lang = 'en'", json!({"meta": {"lang": "en"}})));
+        assert!(sel("length(instances) = 2", json!({"instances": [1, 2]})));
+        assert!(sel("a + b * 2 = 7", json!({"a": 1, "b": 3})));
+        assert!(sel("coalesce(x, 'd') = 'd'", json!({"x": null})));
+    }
+
+    #[test]
+    fn like_patterns() {
+        assert!(sel("name LIKE 'data/CoT/%'", json!({"name": "data/CoT/x.json"})));
+        assert!(!sel("name LIKE 'data/CoT/%'", json!({"name": "data/PoT/x.json"})));
+        assert!(sel("name ILIKE 'A_C'", json!({"name": "abc"})));
+        assert!(sel("name NOT LIKE '%.json'", json!({"name": "a.csv"})));
+        assert!(sel("name LIKE 'a.c'", json!({"name": "a.c"})));
+        assert!(!sel("name LIKE 'a.c'", json!({"name": "abc"})), "dot is literal in LIKE");
+    }
+
+    #[test]
+    fn bad_expressions_are_refused_at_parse() {
+        assert!(WhereExpr::parse("x = = 1").is_err());
+        assert!(WhereExpr::parse("x = 1 garbage").is_err());
+        assert!(WhereExpr::parse("frobnicate(x)").unwrap_err().contains("not supported"));
+        assert!(WhereExpr::parse("x IN (SELECT 1)").is_err());
+    }
+
+    #[test]
+    fn missing_columns_are_found() {
+        let e = WhereExpr::parse("soruce = 'a' AND meta.x = 1").unwrap();
+        assert_eq!(e.missing_columns(&json!({"source": "a", "meta": {}})), vec!["soruce".to_string()]);
+    }
+}

@@ -1,0 +1,159 @@
+//! Resolving a source's `path` entries (files, globs, folders) into an ordered list of
+//! files, each with the reader that understands it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+use crate::recipe::{ReaderKind, Source};
+
+/// Compression wrapped around a file, from its extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+/// One input file of a source.
+#[derive(Debug, Clone)]
+pub struct InputFile {
+    pub path: PathBuf,
+    /// How the file is named in locators: relative to the recipe's folder when inside
+    /// it, with `/` separators, so ids do not depend on where the checkout lives.
+    pub display: String,
+    pub reader: ReaderKind,
+    pub compression: Compression,
+    pub bytes: u64,
+}
+
+fn split_compression(path: &Path) -> (Compression, String) {
+    let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    if let Some(stem) = name.strip_suffix(".gz") {
+        (Compression::Gzip, stem.to_string())
+    } else if let Some(stem) = name.strip_suffix(".zst").or_else(|| name.strip_suffix(".zstd")) {
+        (Compression::Zstd, stem.to_string())
+    } else {
+        (Compression::None, name)
+    }
+}
+
+/// The reader for a file name, from its extension (after any compression suffix).
+pub fn reader_for(path: &Path) -> Option<ReaderKind> {
+    let (_, inner) = split_compression(path);
+    let ext = inner.rsplit_once('.').map(|(_, e)| e)?;
+    Some(match ext {
+        "jsonl" | "ndjson" => ReaderKind::Jsonl,
+        "json" => ReaderKind::Json,
+        "csv" => ReaderKind::Csv,
+        "tsv" => ReaderKind::Tsv,
+        "parquet" => ReaderKind::Parquet,
+        "txt" | "text" | "md" => ReaderKind::Txt,
+        _ => return None,
+    })
+}
+
+fn is_glob(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
+/// All files of a source in a stable order: entries in the order given, files within
+/// a glob or folder sorted by path. A file named twice is read once.
+pub fn resolve(source: &Source, recipe_dir: &Path) -> anyhow::Result<Vec<InputFile>> {
+    let mut paths: Vec<PathBuf> = Vec::new();
+    for input in &source.inputs {
+        let s = input.to_string_lossy();
+        let mut found: Vec<PathBuf> = Vec::new();
+        if is_glob(&s) {
+            let entries = glob::glob(&s).with_context(|| format!("source `{}`: bad glob `{s}`", source.name))?;
+            for e in entries {
+                let p = e.with_context(|| format!("source `{}`: cannot read a match of `{s}`", source.name))?;
+                if p.is_file() {
+                    found.push(p);
+                }
+            }
+            if found.is_empty() {
+                bail!("source `{}`: `{s}` matches no files", source.name);
+            }
+        } else if input.is_dir() {
+            walk(input, &mut found).with_context(|| format!("source `{}`: cannot list `{s}`", source.name))?;
+            found.retain(|p| source.reader.is_some() || reader_for(p).is_some());
+            if found.is_empty() {
+                bail!("source `{}`: folder `{s}` holds no readable files (.jsonl, .json, .csv, .tsv, .parquet, .txt, optionally .gz or .zst)", source.name);
+            }
+        } else if input.is_file() {
+            found.push(input.clone());
+        } else {
+            bail!("source `{}`: `{s}` does not exist", source.name);
+        }
+        found.sort();
+        for p in found {
+            if !paths.contains(&p) {
+                paths.push(p);
+            }
+        }
+    }
+    let mut files = Vec::with_capacity(paths.len());
+    for path in paths {
+        let (compression, _) = split_compression(&path);
+        let reader = match source.reader.or_else(|| reader_for(&path)) {
+            Some(r) => r,
+            None => bail!(
+                "source `{}`: cannot tell how to read `{}` from its extension\nhint: set `reader` to one of: {}",
+                source.name,
+                path.display(),
+                ReaderKind::ALL.join(", ")
+            ),
+        };
+        if reader == ReaderKind::Parquet && compression != Compression::None {
+            bail!("source `{}`: `{}`: Parquet files compress internally; decompress the outer file first", source.name, path.display());
+        }
+        let bytes = std::fs::metadata(&path).with_context(|| format!("cannot stat `{}`", path.display()))?.len();
+        files.push(InputFile { display: display_name(&path, recipe_dir), path, reader, compression, bytes });
+    }
+    Ok(files)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name();
+        if name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let p = e.path();
+        if p.is_dir() {
+            walk(&p, out)?;
+        } else if p.is_file() {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+fn display_name(path: &Path, recipe_dir: &Path) -> String {
+    let rel = |p: &Path, base: &Path| -> Option<PathBuf> {
+        let p = std::fs::canonicalize(p).ok()?;
+        let b = std::fs::canonicalize(base).ok()?;
+        p.strip_prefix(&b).ok().map(Path::to_path_buf)
+    };
+    let shown = rel(path, recipe_dir).unwrap_or_else(|| path.to_path_buf());
+    shown.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect::<Vec<_>>().join("/")
+        .replace("//", "/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readers_from_extensions() {
+        assert_eq!(reader_for(Path::new("a.jsonl.gz")), Some(ReaderKind::Jsonl));
+        assert_eq!(reader_for(Path::new("a.JSON.zst")), Some(ReaderKind::Json));
+        assert_eq!(reader_for(Path::new("x/b.parquet")), Some(ReaderKind::Parquet));
+        assert_eq!(reader_for(Path::new("n.txt")), Some(ReaderKind::Txt));
+        assert_eq!(reader_for(Path::new("n.bin")), None);
+        assert_eq!(reader_for(Path::new("noext")), None);
+    }
+}
