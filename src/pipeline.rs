@@ -219,7 +219,9 @@ fn reader(files: &[InputFile], max_record_bytes: u64, tx: std::sync::mpsc::SyncS
     let mut open = true;
     let mut t = Instant::now();
     for (index, file) in files.iter().enumerate() {
-        let res = read::read_file(file, max_record_bytes, &mut |rec| {
+        let mut first = true;
+        let res = read::read_file(file, max_record_bytes, &mut |mut rec| {
+            rec.first = std::mem::take(&mut first);
             batch_bytes += rec.bytes;
             batch.push(rec);
             if batch.len() >= BATCH_RECORDS || batch_bytes >= BATCH_BYTES {
@@ -330,6 +332,7 @@ impl Sink<'_> {
             self.st.stage(Stage::Read).records_in += 1;
             match row {
                 RowOutcome::Bad(e) => self.bad(&e)?,
+                RowOutcome::Fatal(msg) => bail!(msg),
                 RowOutcome::Unselected(e) => {
                     self.st.stage(Stage::Read).records_out += 1;
                     self.st.stage(Stage::Select).records_in += 1;

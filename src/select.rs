@@ -383,12 +383,13 @@ fn eval(e: &E, row: &Value) -> V {
                     V::Str(s) => V::Str(s.trim().to_string()),
                     v => v,
                 },
-                F::Length => match first() {
-                    V::Str(s) => V::Num(s.chars().count() as f64),
-                    V::Null => V::Null,
-                    other => match lookup_len(&args[0], row) {
-                        Some(n) => V::Num(n as f64),
-                        None => V::Num(format!("{other:?}").len() as f64),
+                F::Length => match lookup_len(&args[0], row) {
+                    Some(n) => V::Num(n as f64),
+                    None => match first() {
+                        V::Str(s) => V::Num(s.chars().count() as f64),
+                        V::Num(n) => V::Num(n.to_string().chars().count() as f64),
+                        V::Bool(b) => V::Num(b.to_string().len() as f64),
+                        V::Null => V::Null,
                     },
                 },
                 F::Coalesce => args.iter().map(|a| eval(a, row)).find(|v| *v != V::Null).unwrap_or(V::Null),

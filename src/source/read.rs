@@ -39,6 +39,8 @@ pub struct RawRecord {
     /// Bytes this record took in the (decompressed) file, for throughput figures.
     pub bytes: u64,
     pub body: Body,
+    /// The first record of its file (set by the driver), where column checks happen.
+    pub first: bool,
 }
 
 fn open(file: &InputFile) -> anyhow::Result<Box<dyn BufRead + Send>> {
@@ -148,14 +150,14 @@ fn read_lines(
         row += 1;
         let rec = match line {
             Line::Eof => return Ok(()),
-            Line::TooLong(n) => RawRecord { file: name.clone(), row, bytes: n, body: Body::Bad(too_large(n, max)) },
+            Line::TooLong(n) => RawRecord { file: name.clone(), row, bytes: n, body: Body::Bad(too_large(n, max)), first: false },
             Line::Line => {
                 if buf.iter().all(|b| b.is_ascii_whitespace()) {
                     // Blank lines hold no record; they keep their number so that rows
                     // stay equal to line numbers.
                     continue;
                 }
-                RawRecord { file: name.clone(), row, bytes: buf.len() as u64 + 1, body: Body::Line(std::mem::take(&mut buf)) }
+                RawRecord { file: name.clone(), row, bytes: buf.len() as u64 + 1, body: Body::Line(std::mem::take(&mut buf)), first: false }
             }
         };
         if !emit(rec) {
@@ -215,7 +217,7 @@ fn stream_array(r: Box<dyn BufRead + Send>, name: &Arc<str>, emit: &mut dyn FnMu
             let mut row = 0u64;
             while let Some(v) = seq.next_element::<Value>()? {
                 row += 1;
-                let rec = RawRecord { file: self.name.clone(), row, bytes: 0, body: Body::Value(v) };
+                let rec = RawRecord { file: self.name.clone(), row, bytes: 0, body: Body::Value(v), first: false };
                 if !(self.emit)(rec) {
                     self.stopped = true;
                     // Stop reading: the rest of the file is not needed.
@@ -305,7 +307,7 @@ fn read_csv(
             },
         };
         let bytes = rec.as_slice().len() as u64;
-        if !emit(RawRecord { file: name.clone(), row, bytes, body }) {
+        if !emit(RawRecord { file: name.clone(), row, bytes, body, first: false }) {
             return Ok(());
         }
     }
@@ -320,7 +322,7 @@ fn read_parquet(file: &InputFile, name: &Arc<str>, emit: &mut dyn FnMut(RawRecor
     for r in rows {
         row += 1;
         let r = r.map_err(|e| anyhow!("Parquet row {row} cannot be decoded (corrupt file?): {e}"))?;
-        let rec = RawRecord { file: name.clone(), row, bytes: 0, body: Body::Value(r.to_json_value()) };
+        let rec = RawRecord { file: name.clone(), row, bytes: 0, body: Body::Value(r.to_json_value()), first: false };
         if !emit(rec) {
             return Ok(());
         }
@@ -348,7 +350,7 @@ fn read_text(
             )),
         }
     };
-    emit(RawRecord { file: name.clone(), row: 1, bytes: n, body });
+    emit(RawRecord { file: name.clone(), row: 1, bytes: n, body, first: false });
     Ok(())
 }
 

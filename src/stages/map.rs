@@ -24,6 +24,8 @@ pub struct SourceCtx<'a> {
 pub enum RowOutcome {
     /// The record could not be read (read stage).
     Bad(Entry),
+    /// A problem with the whole source, not one record: the run stops.
+    Fatal(String),
     /// The record was not selected by `where` or `sample` (select stage).
     Unselected(Entry),
     /// The record was selected: the documents it yielded, and the ones that could not
@@ -37,6 +39,7 @@ impl SourceCtx<'_> {
     }
 
     pub fn process(&self, rec: RawRecord) -> RowOutcome {
+        let first = rec.first;
         let loc = Locator { file: rec.file, row: rec.row, sub: None };
         let value = match rec.body {
             Body::Bad(reason) => return RowOutcome::Bad(self.entry(loc, reason)),
@@ -57,6 +60,20 @@ impl SourceCtx<'_> {
         if !value.is_object() {
             let reason = DropReason::new(Rule::Malformed, None, format!("expected a JSON object, found {}", kind(&value)));
             return RowOutcome::Bad(self.entry(loc, reason));
+        }
+        if let Some(w) = &self.source.where_
+            && first
+        {
+            let missing = w.missing_columns(&value);
+            if !missing.is_empty() {
+                let have: Vec<&str> = value.as_object().map(|o| o.keys().map(|k| k.as_str()).collect()).unwrap_or_default();
+                return RowOutcome::Fatal(format!(
+                    "`where` reads column(s) {} that `{}` does not have (its first record has: {})",
+                    missing.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "),
+                    loc.file,
+                    have.join(", ")
+                ));
+            }
         }
         if let Some(w) = &self.source.where_
             && !w.matches(&value)
@@ -290,7 +307,7 @@ mod tests {
 
     fn run(r: &recipe::Recipe, v: Value) -> RowOutcome {
         let ctx = SourceCtx { source: &r.sources[0], seed: 1 };
-        ctx.process(RawRecord { file: "x.jsonl".into(), row: 1, bytes: 0, body: Body::Value(v) })
+        ctx.process(RawRecord { file: "x.jsonl".into(), row: 1, bytes: 0, body: Body::Value(v), first: false })
     }
 
     fn docs(o: RowOutcome) -> Vec<Document> {
@@ -367,7 +384,7 @@ mod tests {
         let ctx = SourceCtx { source: &r.sources[0], seed: 1 };
         let kept = (1..=2000)
             .filter(|row| {
-                let rec = RawRecord { file: "x".into(), row: *row, bytes: 0, body: Body::Value(json!({"text": "t"})) };
+                let rec = RawRecord { file: "x".into(), row: *row, bytes: 0, body: Body::Value(json!({"text": "t"})), first: false };
                 matches!(ctx.process(rec), RowOutcome::Selected { .. })
             })
             .count();
@@ -378,7 +395,7 @@ mod tests {
     fn bad_lines_are_classified() {
         let r = source("format = \"text\"");
         let ctx = SourceCtx { source: &r.sources[0], seed: 1 };
-        let bad = |b: &[u8]| match ctx.process(RawRecord { file: "x".into(), row: 1, bytes: 0, body: Body::Line(b.to_vec()) }) {
+        let bad = |b: &[u8]| match ctx.process(RawRecord { file: "x".into(), row: 1, bytes: 0, body: Body::Line(b.to_vec()), first: false }) {
             RowOutcome::Bad(e) => e.reason.rule,
             o => panic!("{o:?}"),
         };

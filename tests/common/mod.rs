@@ -1,0 +1,118 @@
+//! Shared helpers for the integration tests: a temp folder per test, a way to run the
+//! binary, and readers for the Parquet outputs.
+
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use arrow_array::{Array, RecordBatch, StringArray, UInt64Array};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+pub struct Dir {
+    pub tmp: tempfile::TempDir,
+}
+
+impl Dir {
+    pub fn new() -> Dir {
+        Dir { tmp: tempfile::tempdir().expect("temp dir") }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    pub fn join(&self, p: &str) -> PathBuf {
+        self.tmp.path().join(p)
+    }
+
+    pub fn write(&self, p: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.join(p);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    /// Write `recipe.toml` with a `[recipe]` header and the given body.
+    pub fn recipe(&self, body: &str) -> PathBuf {
+        self.write("recipe.toml", format!("[recipe]\nname = \"t\"\nseed = 7\n\n{body}\n"))
+    }
+
+    /// Run `curate` with arguments, in this folder.
+    pub fn curate(&self, args: &[&str]) -> Output {
+        assert_cmd::Command::cargo_bin("curate")
+            .unwrap()
+            .current_dir(self.path())
+            .args(args)
+            .output()
+            .expect("curate runs")
+    }
+
+    pub fn out(&self) -> PathBuf {
+        self.join("out/t")
+    }
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Assert the run succeeded, showing stderr otherwise.
+pub fn ok(o: &Output) {
+    assert!(o.status.success(), "curate failed ({:?}):\n{}", o.status.code(), stderr(o));
+}
+
+/// Assert the run failed with exit code 2 and return stderr.
+pub fn fails(o: &Output) -> String {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "expected exit 2, got {:?}:\n{err}", o.status.code());
+    assert!(!err.contains("panicked"), "a panic is never an error message:\n{err}");
+    err
+}
+
+pub fn read_parquet(path: &Path) -> Vec<RecordBatch> {
+    let f = File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    ParquetRecordBatchReaderBuilder::try_new(f).unwrap().build().unwrap().map(|b| b.unwrap()).collect()
+}
+
+/// One string column of a Parquet file (nulls as None).
+pub fn strings(path: &Path, column: &str) -> Vec<Option<String>> {
+    let mut out = Vec::new();
+    for b in read_parquet(path) {
+        let col = b.column_by_name(column).unwrap_or_else(|| panic!("no column {column}"));
+        let a = col.as_any().downcast_ref::<StringArray>().expect("string column");
+        for i in 0..a.len() {
+            out.push(if a.is_null(i) { None } else { Some(a.value(i).to_string()) });
+        }
+    }
+    out
+}
+
+pub fn u64s(path: &Path, column: &str) -> Vec<u64> {
+    let mut out = Vec::new();
+    for b in read_parquet(path) {
+        let a = b.column_by_name(column).unwrap().as_any().downcast_ref::<UInt64Array>().unwrap().clone();
+        out.extend(a.iter().map(|v| v.unwrap()));
+    }
+    out
+}
+
+/// `(rule, file, row)` of every ledger entry.
+pub fn ledger(out: &Path) -> Vec<(String, String, u64)> {
+    let p = out.join("ledger.parquet");
+    let rules = strings(&p, "rule");
+    let files = strings(&p, "file");
+    let rows = u64s(&p, "row");
+    rules.into_iter().zip(files).zip(rows).map(|((r, f), n)| (r.unwrap(), f.unwrap(), n)).collect()
+}
+
+pub fn report(out: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap()
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
