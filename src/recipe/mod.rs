@@ -55,7 +55,91 @@ pub struct Recipe {
     pub sources: Vec<Source>,
     pub filters: Filters,
     pub dedup: Dedup,
+    /// The model and tokenizer; shards are written only when a tokenizer is given.
+    pub target: Option<Target>,
+    /// The compliance policy's name or path, as written.
+    pub policy: Option<String>,
+    pub pack: Pack,
     pub output_dir: PathBuf,
+}
+
+/// What the data will train.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub model: Option<String>,
+    pub tokenizer: Option<TokenizerRef>,
+    pub template: Template,
+    pub seq_len: u64,
+    pub bos_token: Option<String>,
+    pub eos_token: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenizerRef {
+    /// A `tokenizer.json` on disk (resolved against the recipe's folder).
+    Local(PathBuf),
+    /// `hf:<model id>`: fetched from the hub.
+    Hub(String),
+}
+
+/// How a document is rendered into text before tokenization, and which parts train.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Template {
+    Plain,
+    Alpaca,
+    Mistral,
+    Llama2,
+    Chatml,
+    /// The `chat_template` of the tokenizer's `tokenizer_config.json`.
+    Tokenizer,
+}
+
+impl Template {
+    pub const ALL: &'static [&'static str] = &["plain", "alpaca", "mistral", "llama2", "chatml", "tokenizer"];
+    pub fn parse(s: &str) -> Option<Template> {
+        Some(match s {
+            "plain" => Template::Plain,
+            "alpaca" => Template::Alpaca,
+            "mistral" => Template::Mistral,
+            "llama2" => Template::Llama2,
+            "chatml" => Template::Chatml,
+            "tokenizer" => Template::Tokenizer,
+            _ => return None,
+        })
+    }
+    pub fn as_str(self) -> &'static str {
+        Template::ALL[self as usize]
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PackMethod {
+    /// Best-fit-decreasing: documents sorted by length, each into the fullest pack it
+    /// fits; documents are never split.
+    BestFit,
+    /// Documents in seeded order, each appended to the current pack until one does not
+    /// fit, which starts the next pack; documents are never split.
+    Concat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overlong {
+    Drop,
+    Truncate,
+}
+
+#[derive(Debug, Clone)]
+pub struct Pack {
+    pub method: PackMethod,
+    pub overlong: Overlong,
+    pub shuffle: bool,
+    pub valid_fraction: f64,
+}
+
+impl Default for Pack {
+    fn default() -> Self {
+        Pack { method: PackMethod::BestFit, overlong: Overlong::Drop, shuffle: true, valid_fraction: 0.0 }
+    }
 }
 
 #[derive(Debug)]
@@ -75,6 +159,8 @@ pub struct Source {
     pub priority: i64,
     pub on_error: OnError,
     pub max_record_bytes: u64,
+    pub weight: f64,
+    pub max_tokens: Option<u64>,
 }
 
 /// What the source declares about where its data came from. Carried with every
@@ -545,6 +631,17 @@ fn validate(
         {
             diags.push(Diagnostic::new(format!("empty model id {bad:?} in `generated_by`"), sat("generated_by")));
         }
+        if let Some(w) = rs.weight
+            && !(w.is_finite() && w >= 0.0)
+        {
+            diags.push(
+                Diagnostic::new(format!("source `{name}`: `weight` must be 0 or more, got {w}"), sat("weight"))
+                    .with_hint("0.5 keeps a seeded half of the documents, 3 repeats each three times"),
+            );
+        }
+        if rs.max_tokens == Some(0) {
+            diags.push(Diagnostic::new(format!("source `{name}`: `max_tokens = 0` keeps nothing"), sat("max_tokens")));
+        }
         if let Some(m) = &mapping {
             sources.push(Source {
                 name,
@@ -563,6 +660,8 @@ fn validate(
                 priority: rs.priority.unwrap_or(0),
                 on_error,
                 max_record_bytes: rs.max_record_bytes.unwrap_or(DEFAULT_MAX_RECORD_BYTES),
+                weight: rs.weight.unwrap_or(1.0),
+                max_tokens: rs.max_tokens,
             });
         }
     }
@@ -602,6 +701,9 @@ fn validate(
         keep_regex,
     };
     let dedup = Dedup { exact: raw.dedup.and_then(|d| d.exact).unwrap_or(true) };
+    let target = raw.target.map(|t| validate_target(t, dir, &at, diags));
+    let pack = validate_pack(raw.pack, target.as_ref(), &at, diags);
+    let policy = raw.policy.and_then(|p| p.use_);
     let output_dir = match raw.output.and_then(|o| o.dir) {
         Some(d) => dir.join(d),
         None => dir.join("out").join(&name),
@@ -620,8 +722,93 @@ fn validate(
         sources,
         filters,
         dedup,
+        target,
+        policy,
+        pack,
         output_dir,
     })
+}
+
+fn validate_target(
+    t: RawTarget,
+    dir: &Path,
+    at: &dyn Fn(&[&str]) -> Option<Range<usize>>,
+    diags: &mut Vec<Diagnostic>,
+) -> Target {
+    let tokenizer = t.tokenizer.map(|s| match s.strip_prefix("hf:") {
+        Some(id) => TokenizerRef::Hub(id.to_string()),
+        None => TokenizerRef::Local(dir.join(s)),
+    });
+    let template = match t.template.as_deref() {
+        None => Template::Plain,
+        Some(s) => Template::parse(s).unwrap_or_else(|| {
+            let mut d = Diagnostic::new(format!("unknown template `{s}`"), at(&["target", "template"]));
+            d = match diag::nearest(s, Template::ALL) {
+                Some(n) => d.with_hint(format!("did you mean `{n}`?")),
+                None => d.with_hint(format!("one of: {}", Template::ALL.join(", "))),
+            };
+            diags.push(d);
+            Template::Plain
+        }),
+    };
+    let seq_len = t.seq_len.unwrap_or(2048);
+    if !(16..=1 << 20).contains(&seq_len) {
+        diags.push(Diagnostic::new(
+            format!("`target.seq_len` must be between 16 and 1048576, got {seq_len}"),
+            at(&["target", "seq_len"]),
+        ));
+    }
+    if tokenizer.is_none() && t.template.is_some() {
+        diags.push(
+            Diagnostic::new("`target.template` needs `target.tokenizer`", at(&["target", "template"]))
+                .with_hint("give a local `tokenizer.json` or `hf:<model id>`"),
+        );
+    }
+    Target { model: t.model, tokenizer, template, seq_len, bos_token: t.bos_token, eos_token: t.eos_token }
+}
+
+fn validate_pack(
+    p: Option<RawPack>,
+    target: Option<&Target>,
+    at: &dyn Fn(&[&str]) -> Option<Range<usize>>,
+    diags: &mut Vec<Diagnostic>,
+) -> Pack {
+    let mut pack = Pack::default();
+    let Some(p) = p else { return pack };
+    if target.and_then(|t| t.tokenizer.as_ref()).is_none() {
+        diags.push(
+            Diagnostic::new("`[pack]` needs `[target] tokenizer`: there is nothing to pack without tokens", at(&["pack"]))
+                .with_hint("add `[target]` with `tokenizer = \"path/to/tokenizer.json\"`"),
+        );
+    }
+    match p.method.as_deref() {
+        None | Some("best-fit") => {}
+        Some("concat") => pack.method = PackMethod::Concat,
+        Some(m) => diags.push(
+            Diagnostic::new(format!("unknown pack method `{m}`"), at(&["pack", "method"])).with_hint("one of: best-fit, concat"),
+        ),
+    }
+    match p.overlong.as_deref() {
+        None | Some("drop") => {}
+        Some("truncate") => pack.overlong = Overlong::Truncate,
+        Some(m) => diags.push(
+            Diagnostic::new(format!("unknown overlong policy `{m}`"), at(&["pack", "overlong"]))
+                .with_hint("one of: drop, truncate"),
+        ),
+    }
+    if let Some(s) = p.shuffle {
+        pack.shuffle = s;
+    }
+    if let Some(v) = p.valid_fraction {
+        if !(0.0..0.5).contains(&v) {
+            diags.push(Diagnostic::new(
+                format!("`pack.valid_fraction` must be in [0, 0.5), got {v}"),
+                at(&["pack", "valid_fraction"]),
+            ));
+        }
+        pack.valid_fraction = v;
+    }
+    pack
 }
 
 fn valid_name(n: &str) -> bool {

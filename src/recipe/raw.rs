@@ -11,11 +11,48 @@ use std::collections::BTreeMap;
 #[derive(Debug, Default, Deserialize)]
 pub struct RawRecipe {
     pub recipe: Option<RawMeta>,
+    pub target: Option<RawTarget>,
+    pub policy: Option<RawPolicy>,
     #[serde(default, rename = "source")]
     pub sources: Vec<RawSource>,
     pub filters: Option<RawFilters>,
     pub dedup: Option<RawDedup>,
+    pub pack: Option<RawPack>,
     pub output: Option<RawOutput>,
+}
+
+/// The model these data will train, and how documents become its tokens.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawTarget {
+    /// The base model id (judged by the compliance stage).
+    pub model: Option<String>,
+    /// A local `tokenizer.json` (with `tokenizer_config.json` beside it when present),
+    /// or `hf:<model id>`.
+    pub tokenizer: Option<String>,
+    pub template: Option<String>,
+    pub seq_len: Option<u64>,
+    /// Override the BOS / EOS tokens read from the tokenizer's config.
+    pub bos_token: Option<String>,
+    pub eos_token: Option<String>,
+}
+
+/// Which compliance policy judges the sources.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawPolicy {
+    #[serde(rename = "use")]
+    pub use_: Option<String>,
+}
+
+/// Packing tokenized documents into training sequences.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawPack {
+    /// `best-fit` (best-fit-decreasing, documents never split) or `concat`.
+    pub method: Option<String>,
+    /// What to do with a document longer than `seq_len`: `drop` or `truncate`.
+    pub overlong: Option<String>,
+    pub shuffle: Option<bool>,
+    /// Fraction of documents held out as the validation split.
+    pub valid_fraction: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -61,6 +98,10 @@ pub struct RawSource {
     pub priority: Option<i64>,
     pub on_error: Option<String>,
     pub max_record_bytes: Option<u64>,
+    /// Mixing: 0.5 keeps a seeded half of the documents, 3 repeats each three times.
+    pub weight: Option<f64>,
+    /// Mixing: at most this many tokens from the source (after `weight`).
+    pub max_tokens: Option<u64>,
 }
 
 /// Column names to read each part of a document from. Which ones apply depends on the
@@ -134,6 +175,9 @@ pub fn known_keys(table_path: &[&str]) -> &'static [&'static str] {
     match table_path {
         [] => fields_of::<RawRecipe>(),
         ["recipe"] => fields_of::<RawMeta>(),
+        ["target"] => fields_of::<RawTarget>(),
+        ["policy"] => fields_of::<RawPolicy>(),
+        ["pack"] => fields_of::<RawPack>(),
         ["source"] => fields_of::<RawSource>(),
         ["source", "fields"] => fields_of::<RawFields>(),
         ["filters"] => fields_of::<RawFilters>(),
