@@ -5,6 +5,7 @@
 //! (`.NAME.tmp-PID`) and renames it into place only when every file is complete, so a
 //! crash or an error never leaves a folder at the target path that looks finished.
 
+pub mod megatron;
 pub mod parquet;
 
 use std::path::{Path, PathBuf};
