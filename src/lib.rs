@@ -18,6 +18,7 @@ pub mod pipeline;
 pub mod recipe;
 pub mod report;
 pub mod select;
+pub mod shards;
 pub mod source;
 pub mod stages;
 pub mod tokenize;

@@ -34,6 +34,8 @@ use crate::source::read::{self, RawRecord};
 use crate::stages::dedup::ExactDedup;
 use crate::stages::filter;
 use crate::stages::map::{RowOutcome, SourceCtx};
+use crate::shards::{self, ShardSummary, Spill};
+use crate::tokenize::{TargetTokenizer, TokenizeError, Tokens};
 
 /// How a run is carried out (not what it computes: outputs do not depend on these).
 #[derive(Debug, Clone)]
@@ -51,6 +53,7 @@ pub struct RunSummary {
     pub stats: Vec<SourceStats>,
     pub documents: u64,
     pub ledger_entries: u64,
+    pub shards: Option<ShardSummary>,
     pub timings: Timings,
 }
 
@@ -90,7 +93,9 @@ struct Clocks {
     read_ns: AtomicU64,
     map_ns: AtomicU64,
     filter_ns: AtomicU64,
+    tokenize_ns: AtomicU64,
     dedup_ns: u64,
+    shards_ns: u64,
     write_ns: u64,
 }
 
@@ -109,8 +114,19 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> anyhow::Result<RunSummary> {
         inputs.push(files::resolve(s, &recipe.dir)?);
     }
 
+    // Load the tokenizer before anything is written: a bad tokenizer fails fast.
+    let tokenizer = match recipe.target.as_ref() {
+        Some(t) if t.tokenizer.is_some() => Some(TargetTokenizer::load(t)?),
+        _ => None,
+    };
+    let truncate = recipe.pack.overlong == crate::recipe::Overlong::Truncate;
+
     let out_dir = opts.out.clone().unwrap_or_else(|| recipe.output_dir.clone());
     let staging = Staging::create(&out_dir)?;
+    let mut spill = match &tokenizer {
+        Some(_) => Some(Spill::create(staging.path())?),
+        None => None,
+    };
     let mut docs_out = DocumentsWriter::create(&staging.file("documents.parquet"))?;
     let mut ledger_out = LedgerWriter::create(&staging.file("ledger.parquet"))?;
 
@@ -139,6 +155,7 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> anyhow::Result<RunSummary> {
             dedup: &mut dedup,
             docs: &mut docs_out,
             ledger: &mut ledger_out,
+            spill: spill.as_mut(),
             selected: 0,
             dedup_enabled: recipe.dedup.exact,
             dedup_ns: 0,
@@ -146,7 +163,9 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> anyhow::Result<RunSummary> {
         };
         let mut current_file = 0usize;
         let (tx, rx) = sync_channel::<Msg>(4);
-        let (read_ns, map_ns, filter_ns) = (&clocks.read_ns, &clocks.map_ns, &clocks.filter_ns);
+        let clk = (&clocks.read_ns, &clocks.map_ns, &clocks.filter_ns, &clocks.tokenize_ns);
+        let read_ns = clk.0;
+        let work = Work { pool: &pool, ctx: &ctx, filters: &recipe.filters, tokenizer: tokenizer.as_ref(), truncate, clocks: clk };
         let result = std::thread::scope(|scope| -> anyhow::Result<()> {
             scope.spawn(move || reader(files, source.max_record_bytes, tx, read_ns));
             for msg in rx {
@@ -158,7 +177,7 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> anyhow::Result<RunSummary> {
                         if let Some(f) = sink.st.files.get_mut(current_file) {
                             f.records += n;
                         }
-                        let outcomes = process_batch(&pool, &ctx, batch, &recipe.filters, map_ns, filter_ns);
+                        let outcomes = work.process(batch);
                         progress.add(n);
                         if !sink.take(outcomes)? {
                             sink.st.limit_reached = true;
@@ -182,10 +201,20 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> anyhow::Result<RunSummary> {
 
     let t = Instant::now();
     let documents = docs_out.finish()?;
+    let shard_summary = match (spill, &tokenizer) {
+        (Some(spill), Some(tok)) => Some(shards::write(&staging, recipe, tok, spill, &mut ledger_out, &mut stats)?),
+        _ => None,
+    };
+    clocks.shards_ns += t.elapsed().as_nanos() as u64;
+    let t = Instant::now();
     let ledger_entries = ledger_out.finish()?;
-    let rendered = report::render(recipe, &stats, ledger_entries);
+    let rendered = report::render(recipe, &stats, ledger_entries, shard_summary.as_ref());
     output::write_file(&staging.file("report.json"), rendered.json.as_bytes())?;
     output::write_file(&staging.file("report.md"), rendered.markdown.as_bytes())?;
+    if let Some(sh) = &shard_summary {
+        let manifest = report::manifest(recipe, sh, &stats, &shards::file_hashes(staging.path())?);
+        output::write_file(&staging.file("manifest.json"), manifest.as_bytes())?;
+    }
     clocks.write_ns += t.elapsed().as_nanos() as u64;
 
     let records_read = stats.iter().map(|s| s.stages.get("read").map(|c| c.records_in).unwrap_or(0)).sum();
@@ -200,7 +229,9 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> anyhow::Result<RunSummary> {
             StageTiming { stage: "read", seconds: secs(clocks.read_ns.load(Ordering::Relaxed)), clock: "wall" },
             StageTiming { stage: "map", seconds: secs(clocks.map_ns.load(Ordering::Relaxed)), clock: "cpu" },
             StageTiming { stage: "filter", seconds: secs(clocks.filter_ns.load(Ordering::Relaxed)), clock: "cpu" },
+            StageTiming { stage: "tokenize", seconds: secs(clocks.tokenize_ns.load(Ordering::Relaxed)), clock: "cpu" },
             StageTiming { stage: "dedup", seconds: secs(clocks.dedup_ns), clock: "wall" },
+            StageTiming { stage: "mix_pack_shards", seconds: secs(clocks.shards_ns), clock: "wall" },
             StageTiming { stage: "write", seconds: secs(clocks.write_ns), clock: "wall" },
         ],
     };
@@ -208,7 +239,7 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> anyhow::Result<RunSummary> {
     tj.push('\n');
     output::write_file(&staging.file("timings.json"), tj.as_bytes())?;
     let out_dir = staging.commit()?;
-    Ok(RunSummary { out_dir, stats, documents, ledger_entries, timings })
+    Ok(RunSummary { out_dir, stats, documents, ledger_entries, shards: shard_summary, timings })
 }
 
 /// The reader thread: reads every file of a source in order, sends batches, and stops
@@ -253,37 +284,58 @@ fn reader(files: &[InputFile], max_record_bytes: u64, tx: std::sync::mpsc::SyncS
     read_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
 }
 
-/// A mapped record with each of its documents' filter verdicts.
+/// A mapped record with each of its documents' filter verdicts and, for documents
+/// that pass, their tokens.
 struct Processed {
     row: RowOutcome,
     verdicts: Vec<Option<DropReason>>,
+    tokens: Vec<Option<Result<Tokens, TokenizeError>>>,
 }
 
-fn process_batch(
-    pool: &rayon::ThreadPool,
-    ctx: &SourceCtx,
-    batch: Vec<RawRecord>,
-    filters: &crate::recipe::Filters,
-    map_ns: &AtomicU64,
-    filter_ns: &AtomicU64,
-) -> Vec<Processed> {
-    pool.install(|| {
-        batch
-            .into_par_iter()
-            .map(|rec| {
-                let t = Instant::now();
-                let row = ctx.process(rec);
-                let t2 = Instant::now();
-                map_ns.fetch_add((t2 - t).as_nanos() as u64, Ordering::Relaxed);
-                let verdicts = match &row {
-                    RowOutcome::Selected { docs, .. } => docs.iter().map(|d| filter::check(d, filters)).collect(),
-                    _ => Vec::new(),
-                };
-                filter_ns.fetch_add(t2.elapsed().as_nanos() as u64, Ordering::Relaxed);
-                Processed { row, verdicts }
-            })
-            .collect()
-    })
+/// The parallel stages and what they need.
+struct Work<'a> {
+    pool: &'a rayon::ThreadPool,
+    ctx: &'a SourceCtx<'a>,
+    filters: &'a crate::recipe::Filters,
+    tokenizer: Option<&'a TargetTokenizer>,
+    truncate: bool,
+    /// read, map, filter, tokenize
+    clocks: (&'a AtomicU64, &'a AtomicU64, &'a AtomicU64, &'a AtomicU64),
+}
+
+impl Work<'_> {
+    fn process(&self, batch: Vec<RawRecord>) -> Vec<Processed> {
+        let (_, map_ns, filter_ns, tok_ns) = self.clocks;
+        self.pool.install(|| {
+            batch
+                .into_par_iter()
+                .map(|rec| {
+                    let t = Instant::now();
+                    let row = self.ctx.process(rec);
+                    let t2 = Instant::now();
+                    map_ns.fetch_add((t2 - t).as_nanos() as u64, Ordering::Relaxed);
+                    let verdicts: Vec<Option<DropReason>> = match &row {
+                        RowOutcome::Selected { docs, .. } => docs.iter().map(|d| filter::check(d, self.filters)).collect(),
+                        _ => Vec::new(),
+                    };
+                    let t3 = Instant::now();
+                    filter_ns.fetch_add((t3 - t2).as_nanos() as u64, Ordering::Relaxed);
+                    let tokens = match (&row, self.tokenizer) {
+                        (RowOutcome::Selected { docs, .. }, Some(tok)) => docs
+                            .iter()
+                            .zip(&verdicts)
+                            .map(|(d, v)| {
+                                v.is_none().then(|| tok.render(&d.content).and_then(|r| tok.tokenize(&r, self.truncate)))
+                            })
+                            .collect(),
+                        _ => Vec::new(),
+                    };
+                    tok_ns.fetch_add(t3.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                    Processed { row, verdicts, tokens }
+                })
+                .collect()
+        })
+    }
 }
 
 /// The sequential end of the pipeline for one source: counting, dedup, ledger, output.
@@ -294,6 +346,7 @@ struct Sink<'a> {
     dedup: &'a mut ExactDedup,
     docs: &'a mut DocumentsWriter,
     ledger: &'a mut LedgerWriter,
+    spill: Option<&'a mut Spill>,
     selected: u64,
     dedup_enabled: bool,
     dedup_ns: u64,
@@ -323,7 +376,7 @@ impl Sink<'_> {
     /// Take a batch's outcomes in order. Returns false when the source's `limit` is
     /// reached and reading should stop.
     fn take(&mut self, batch: Vec<Processed>) -> anyhow::Result<bool> {
-        for Processed { row, verdicts } in batch {
+        for Processed { row, verdicts, tokens } in batch {
             if let Some(limit) = self.source.limit
                 && self.selected >= limit
             {
@@ -352,8 +405,9 @@ impl Sink<'_> {
                     for e in &failed {
                         self.bad(e)?;
                     }
+                    let mut tokens = tokens.into_iter();
                     for (doc, verdict) in docs.into_iter().zip(verdicts) {
-                        self.document(doc, verdict)?;
+                        self.document(doc, verdict, tokens.next().flatten())?;
                     }
                 }
             }
@@ -364,7 +418,12 @@ impl Sink<'_> {
         })
     }
 
-    fn document(&mut self, doc: Document, verdict: Option<DropReason>) -> anyhow::Result<()> {
+    fn document(
+        &mut self,
+        doc: Document,
+        verdict: Option<DropReason>,
+        tokens: Option<Result<Tokens, TokenizeError>>,
+    ) -> anyhow::Result<()> {
         let f = self.st.stage(Stage::Filter);
         f.records_in += 1;
         *f.chars_in.get_or_insert(0) += doc.chars;
@@ -393,6 +452,39 @@ impl Sink<'_> {
         let t = Instant::now();
         self.docs.push(&doc, self.source)?;
         self.write_ns += t.elapsed().as_nanos() as u64;
+        if self.spill.is_some() {
+            let tk = self.st.stage(Stage::Tokenize);
+            tk.records_in += 1;
+            let drop = |rule: Rule, value: Option<f64>, detail: String| Entry {
+                doc_id: doc.id,
+                source: doc.source,
+                locator: doc.locator.clone(),
+                reason: DropReason::new(rule, value, detail),
+            };
+            match tokens {
+                Some(Ok(t)) => {
+                    tk.records_out += 1;
+                    if let Some(n) = t.truncated_from {
+                        let e = drop(Rule::Truncated, Some(n as f64), format!("{n} tokens cut to seq_len {}", t.ids.len()));
+                        self.ledger(&e)?;
+                    }
+                    let t0 = Instant::now();
+                    self.spill.as_deref_mut().expect("spill present").push(&doc, &t)?;
+                    self.write_ns += t0.elapsed().as_nanos() as u64;
+                }
+                Some(Err(TokenizeError::Overlong(n))) => {
+                    let e = drop(Rule::Overlong, Some(n as f64), format!("{n} tokens > seq_len (overlong = \"drop\")"));
+                    self.ledger(&e)?;
+                }
+                Some(Err(TokenizeError::Template(m))) => self.ledger(&drop(Rule::TemplateError, None, m))?,
+                Some(Err(TokenizeError::Tokenizer(m))) => {
+                    bail!("`{}`: the tokenizer failed: {m}", doc.locator)
+                }
+                None => {
+                    bail!("internal: document `{}` passed the filters without tokens", doc.locator)
+                }
+            }
+        }
         Ok(())
     }
 }

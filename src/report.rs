@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::ledger::{Rule, Stage};
 use crate::recipe::{Recipe, Source};
+use crate::shards::ShardSummary;
 
 /// Records and characters entering and leaving one stage. The read stage counts raw
 /// records and has no character counts (records are not text yet); the map stage turns
@@ -87,6 +88,8 @@ struct Report<'a> {
     funnel: Vec<FunnelRow>,
     drops: BTreeMap<&'static str, u64>,
     sources: Vec<SourceReport<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shards: Option<&'a ShardSummary>,
 }
 
 #[derive(Serialize)]
@@ -153,7 +156,7 @@ pub struct Rendered {
     pub markdown: String,
 }
 
-pub fn render(recipe: &Recipe, stats: &[SourceStats], ledger_entries: u64) -> Rendered {
+pub fn render(recipe: &Recipe, stats: &[SourceStats], ledger_entries: u64, shards: Option<&ShardSummary>) -> Rendered {
     let mut total_stages: BTreeMap<&'static str, StageCount> = BTreeMap::new();
     let mut drops: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut totals = Totals { records_read: 0, documents_kept: 0, chars_kept: 0, ledger_entries, errors_skipped: 0 };
@@ -184,6 +187,7 @@ pub fn render(recipe: &Recipe, stats: &[SourceStats], ledger_entries: u64) -> Re
         funnel: funnel(&total_stages),
         drops,
         sources,
+        shards,
     };
     let mut json = serde_json::to_string_pretty(&report).expect("report serialises");
     json.push('\n');
@@ -299,6 +303,9 @@ fn markdown(r: &Report) -> String {
             thousands(s.chars_kept)
         );
     }
+    if let Some(sh) = r.shards {
+        shards_markdown(&mut out, sh);
+    }
     for s in &r.sources {
         let _ = writeln!(out, "\n### {}\n", s.name);
         if let Some(w) = s.where_ {
@@ -322,6 +329,109 @@ fn markdown(r: &Report) -> String {
         }
     }
     out
+}
+
+fn shards_markdown(out: &mut String, sh: &ShardSummary) {
+    out.push_str("\n## Shards\n\n");
+    let _ = writeln!(
+        out,
+        "Template `{}`, `seq_len` {}, {} tokens, packing `{}`{}; tokenizer sha256 `{}` ({} entries, EOS `{}` = {}{}).\n",
+        sh.template,
+        sh.seq_len,
+        sh.dtype,
+        sh.method,
+        if sh.shuffle { ", packs shuffled" } else { "" },
+        sh.tokenizer.sha256,
+        thousands(sh.tokenizer.vocab_size as u64),
+        sh.tokenizer.eos.token,
+        sh.tokenizer.eos.id,
+        sh.tokenizer.bos.as_ref().map(|b| format!(", BOS `{}` = {}", b.token, b.id)).unwrap_or_default()
+    );
+    out.push_str("| split | documents | sequences | packs | tokens | trained tokens | packing efficiency |\n|---|---:|---:|---:|---:|---:|---:|\n");
+    for (name, s) in [("train", Some(&sh.train)), ("valid", sh.valid.as_ref())] {
+        if let Some(s) = s {
+            let _ = writeln!(
+                out,
+                "| {name} | {} | {} | {} | {} | {} | {:.2}% |",
+                thousands(s.documents),
+                thousands(s.sequences),
+                thousands(s.packs),
+                thousands(s.tokens),
+                thousands(s.loss_tokens),
+                s.efficiency * 100.0
+            );
+        }
+    }
+    out.push_str("\nToken mix per source, before and after weights and caps:\n\n");
+    out.push_str("| source | documents | tokens before | share before | weight | train tokens after | share after | valid tokens |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    for s in &sh.sources {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {:.2}% | {}{} | {} | {:.2}% | {} |",
+            s.source,
+            thousands(s.documents),
+            thousands(s.tokens_before),
+            s.share_before * 100.0,
+            s.weight,
+            s.max_tokens.map(|m| format!(" (cap {})", thousands(m))).unwrap_or_default(),
+            thousands(s.train_tokens),
+            s.share_after * 100.0,
+            thousands(s.valid_tokens)
+        );
+    }
+}
+
+/// `manifest.json`: what a trainer or an auditor needs to trust the shards: the
+/// recipe, the tokenizer and its special ids, the layout, per-source counts, and the
+/// sha256 of every other output file.
+pub fn manifest(recipe: &Recipe, sh: &ShardSummary, stats: &[SourceStats], files: &[(String, String)]) -> String {
+    #[derive(Serialize)]
+    struct SourceCount<'a> {
+        name: &'a str,
+        documents_kept: u64,
+        train_sequences: u64,
+        train_tokens: u64,
+        valid_tokens: u64,
+    }
+    #[derive(Serialize)]
+    struct Manifest<'a> {
+        format: &'static str,
+        version: u32,
+        curate_version: &'static str,
+        recipe: RecipeInfo<'a>,
+        shards: &'a ShardSummary,
+        sources: Vec<SourceCount<'a>>,
+        files: BTreeMap<&'a str, &'a str>,
+    }
+    let m = Manifest {
+        format: "curate-shards",
+        version: 1,
+        curate_version: env!("CARGO_PKG_VERSION"),
+        recipe: RecipeInfo {
+            name: &recipe.name,
+            file: recipe.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+            sha256: &recipe.sha256,
+            seed: recipe.seed,
+        },
+        shards: sh,
+        sources: recipe
+            .sources
+            .iter()
+            .zip(stats)
+            .zip(&sh.sources)
+            .map(|((src, st), t)| SourceCount {
+                name: &src.name,
+                documents_kept: st.kept().0,
+                train_sequences: t.train_sequences,
+                train_tokens: t.train_tokens,
+                valid_tokens: t.valid_tokens,
+            })
+            .collect(),
+        files: files.iter().map(|(f, h)| (f.as_str(), h.as_str())).collect(),
+    };
+    let mut s = serde_json::to_string_pretty(&m).expect("manifest serialises");
+    s.push('\n');
+    s
 }
 
 #[cfg(test)]

@@ -59,7 +59,7 @@ pub struct IndexedWriter {
 
 impl IndexedWriter {
     pub fn create(prefix: &Path, dtype: DType) -> anyhow::Result<Self> {
-        let path = prefix.with_extension("bin");
+        let path = suffixed(prefix, ".bin");
         let f = File::create(&path).with_context(|| format!("cannot create `{}`", path.display()))?;
         Ok(IndexedWriter {
             bin: BufWriter::with_capacity(1 << 20, f),
@@ -100,7 +100,7 @@ impl IndexedWriter {
     /// Flush `.bin` and write `.idx`. Returns both paths.
     pub fn finish(mut self) -> anyhow::Result<(PathBuf, PathBuf)> {
         self.bin.flush().context("flushing a .bin file")?;
-        let idx = self.prefix.with_extension("idx");
+        let idx = suffixed(&self.prefix, ".idx");
         let f = File::create(&idx).with_context(|| format!("cannot create `{}`", idx.display()))?;
         let mut w = BufWriter::new(f);
         w.write_all(MAGIC)?;
@@ -119,8 +119,16 @@ impl IndexedWriter {
             w.write_all(&(d as i64).to_le_bytes())?;
         }
         w.flush().with_context(|| format!("writing `{}`", idx.display()))?;
-        Ok((self.prefix.with_extension("bin"), idx))
+        Ok((suffixed(&self.prefix, ".bin"), idx))
     }
+}
+
+/// `prefix` + `suffix` (not `with_extension`, which would eat the `.loss` of
+/// `train.loss`).
+fn suffixed(prefix: &Path, suffix: &str) -> PathBuf {
+    let mut s = prefix.as_os_str().to_os_string();
+    s.push(suffix);
+    PathBuf::from(s)
 }
 
 /// Write a 1-D little-endian int64 array as a `.npy` file (format version 1.0: magic,
@@ -164,6 +172,14 @@ mod tests {
         assert_eq!(i64::from_le_bytes(i[42..50].try_into().unwrap()), 0);
         assert_eq!(i64::from_le_bytes(i[50..58].try_into().unwrap()), 6);
         assert_eq!(i.len(), 58 + 3 * 8);
+    }
+
+    #[test]
+    fn dotted_prefixes_keep_their_dots() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = IndexedWriter::create(&dir.path().join("train.loss"), DType::U8).unwrap();
+        let (bin, idx) = w.finish().unwrap();
+        assert!(bin.ends_with("train.loss.bin") && idx.ends_with("train.loss.idx"), "{bin:?} {idx:?}");
     }
 
     #[test]

@@ -281,3 +281,133 @@ impl LedgerWriter {
         Ok(self.rows)
     }
 }
+
+pub fn shard_docs_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("split", DataType::Utf8, false),
+        Field::new("pack", DataType::UInt64, false),
+        Field::new("sequence", DataType::UInt64, false),
+        Field::new("id", DataType::Utf8, false),
+        Field::new("copy", DataType::UInt32, false),
+        Field::new("source", DataType::Utf8, false),
+        Field::new("file", DataType::Utf8, false),
+        Field::new("row", DataType::UInt64, false),
+        Field::new("sub", DataType::UInt32, true),
+        Field::new("license", DataType::Utf8, true),
+        Field::new("generated_by", DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))), false),
+        Field::new("content_hash", DataType::Utf8, false),
+        Field::new("tokens", DataType::UInt32, false),
+        Field::new("loss_tokens", DataType::UInt32, false),
+    ]))
+}
+
+/// Streams `docs.parquet`: one row per sequence written to the shards.
+pub struct ShardDocsWriter {
+    writer: ArrowWriter<File>,
+    schema: SchemaRef,
+    split: StringBuilder,
+    pack: UInt64Builder,
+    sequence: UInt64Builder,
+    id: StringBuilder,
+    copy: UInt32Builder,
+    source: StringBuilder,
+    file: StringBuilder,
+    row: UInt64Builder,
+    sub: UInt32Builder,
+    license: StringBuilder,
+    generated_by: ListBuilder<StringBuilder>,
+    content_hash: StringBuilder,
+    tokens: UInt32Builder,
+    loss_tokens: UInt32Builder,
+}
+
+impl ShardDocsWriter {
+    pub fn create(path: &Path) -> anyhow::Result<Self> {
+        let schema = shard_docs_schema();
+        Ok(ShardDocsWriter {
+            writer: open(path, schema.clone())?,
+            schema,
+            split: StringBuilder::new(),
+            pack: UInt64Builder::new(),
+            sequence: UInt64Builder::new(),
+            id: StringBuilder::new(),
+            copy: UInt32Builder::new(),
+            source: StringBuilder::new(),
+            file: StringBuilder::new(),
+            row: UInt64Builder::new(),
+            sub: UInt32Builder::new(),
+            license: StringBuilder::new(),
+            generated_by: ListBuilder::new(StringBuilder::new())
+                .with_field(Arc::new(Field::new("item", DataType::Utf8, true))),
+            content_hash: StringBuilder::new(),
+            tokens: UInt32Builder::new(),
+            loss_tokens: UInt32Builder::new(),
+        })
+    }
+
+    pub fn push(
+        &mut self,
+        split: crate::pack::Split,
+        pack: u64,
+        sequence: u64,
+        d: &crate::shards::TokDoc,
+        copy: u32,
+        source: &Source,
+    ) -> anyhow::Result<()> {
+        self.split.append_value(match split {
+            crate::pack::Split::Train => "train",
+            crate::pack::Split::Valid => "valid",
+        });
+        self.pack.append_value(pack);
+        self.sequence.append_value(sequence);
+        self.id.append_value(hex128(d.id));
+        self.copy.append_value(copy);
+        self.source.append_value(&source.name);
+        self.file.append_value(&*d.locator.file);
+        self.row.append_value(d.locator.row);
+        self.sub.append_option(d.locator.sub);
+        self.license.append_option(source.provenance.license.as_deref());
+        for g in &source.provenance.generated_by {
+            self.generated_by.values().append_value(g);
+        }
+        self.generated_by.append(true);
+        self.content_hash.append_value(hex128(d.content_hash));
+        self.tokens.append_value(d.tokens);
+        self.loss_tokens.append_value(d.loss);
+        if self.id.len() >= BATCH_ROWS {
+            self.flush_batch()?;
+        }
+        Ok(())
+    }
+
+    fn flush_batch(&mut self) -> anyhow::Result<()> {
+        if self.id.is_empty() {
+            return Ok(());
+        }
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(self.split.finish()),
+            Arc::new(self.pack.finish()),
+            Arc::new(self.sequence.finish()),
+            Arc::new(self.id.finish()),
+            Arc::new(self.copy.finish()),
+            Arc::new(self.source.finish()),
+            Arc::new(self.file.finish()),
+            Arc::new(self.row.finish()),
+            Arc::new(self.sub.finish()),
+            Arc::new(self.license.finish()),
+            Arc::new(self.generated_by.finish()),
+            Arc::new(self.content_hash.finish()),
+            Arc::new(self.tokens.finish()),
+            Arc::new(self.loss_tokens.finish()),
+        ];
+        let batch = RecordBatch::try_new(self.schema.clone(), cols).context("building a docs batch")?;
+        self.writer.write(&batch).context("writing docs.parquet")?;
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> anyhow::Result<()> {
+        self.flush_batch()?;
+        self.writer.close().context("closing docs.parquet")?;
+        Ok(())
+    }
+}
