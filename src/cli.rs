@@ -75,6 +75,18 @@ enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// Print one pack of an output's shards, decoded, with trained spans marked
+    /// (`«…»`, or green on a terminal) and each document's source and locator.
+    Inspect {
+        /// The output folder (holding manifest.json and the shards).
+        out: PathBuf,
+        /// Which pack (0-based, in training order).
+        #[arg(long, default_value_t = 0)]
+        pack: usize,
+        /// `train` or `valid`.
+        #[arg(long, default_value = "train")]
+        split: String,
+    },
 }
 
 /// Parse arguments, run, print, and return the exit code.
@@ -93,6 +105,13 @@ pub fn main() -> ExitCode {
 
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let (recipe_path, run) = match cli.command {
+        Some(Command::Inspect { out, pack, split }) => {
+            use std::io::IsTerminal;
+            let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            let marks = if color { crate::inspect::Marks::Color } else { crate::inspect::Marks::Brackets };
+            print!("{}", crate::inspect::inspect(&out, &split, pack, marks)?);
+            return Ok(ExitCode::SUCCESS);
+        }
         Some(Command::Run { recipe, run }) => (recipe, run),
         None => match cli.recipe {
             Some(r) => (r, cli.run),
@@ -143,7 +162,17 @@ fn print_summary(recipe: &recipe::Recipe, s: &RunSummary) {
         thousands(s.ledger_entries),
         s.timings.wall_seconds
     ));
-    out.push_str(&format!("  wrote `{}` (documents.parquet, ledger.parquet, report.md, report.json)\n", s.out_dir.display()));
+    if let Some(sh) = &s.shards {
+        out.push_str(&format!(
+            "  shards: {} train sequences in {} packs of {} tokens ({:.1}% full){}\n",
+            thousands(sh.train.sequences),
+            thousands(sh.train.packs),
+            sh.seq_len,
+            sh.train.efficiency * 100.0,
+            sh.valid.as_ref().map(|v| format!(", {} valid sequences", thousands(v.sequences))).unwrap_or_default()
+        ));
+    }
+    out.push_str(&format!("  wrote `{}` (see report.md)\n", s.out_dir.display()));
     eprint!("{out}");
 }
 

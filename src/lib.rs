@@ -11,6 +11,7 @@
 pub mod cli;
 pub mod document;
 pub mod hash;
+pub mod inspect;
 pub mod ledger;
 pub mod output;
 pub mod pack;

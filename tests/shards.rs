@@ -372,3 +372,22 @@ fn token_ids_match_python_tokenizers_on_a_real_mistral_tokenizer() {
     );
     assert!(String::from_utf8_lossy(&o.stdout).contains("640 sequences match"));
 }
+
+#[test]
+fn inspect_prints_a_pack_with_sources_and_trained_spans() {
+    let d = Dir::new();
+    let recipe = repo().join("recipes/quickstart.toml");
+    let out = d.join("qs");
+    ok(&d.curate(&[recipe.to_str().unwrap(), "--out", out.to_str().unwrap()]));
+    let o = d.curate(&["inspect", out.to_str().unwrap(), "--pack", "1"]);
+    ok(&o);
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(text.starts_with("pack 1 of "), "{text}");
+    assert!(text.contains("· source `"), "{text}");
+    assert!(text.contains("«") && text.contains("</s>»"), "trained spans end with EOS: {text}");
+    assert!(text.contains("<|im_start|>user\n"), "prompts are shown untrained: {text}");
+    let err = fails(&d.curate(&["inspect", out.to_str().unwrap(), "--pack", "100000"]));
+    assert!(err.contains("there is no pack 100000"), "{err}");
+    let err = fails(&d.curate(&["inspect", d.path().to_str().unwrap()]));
+    assert!(err.contains("manifest.json"), "{err}");
+}

@@ -201,3 +201,78 @@ mod tests {
         assert!(w.push(&[70_000u32]).is_err());
     }
 }
+
+/// A memory-mapped Megatron indexed dataset, for `inspect` and tests.
+pub struct IndexedReader {
+    dtype: DType,
+    lengths: Vec<i32>,
+    pointers: Vec<i64>,
+    bin: memmap2::Mmap,
+}
+
+impl IndexedReader {
+    pub fn open(prefix: &Path) -> anyhow::Result<IndexedReader> {
+        let idx_path = suffixed(prefix, ".idx");
+        let idx = std::fs::read(&idx_path).with_context(|| format!("cannot read `{}`", idx_path.display()))?;
+        let bad = || anyhow::anyhow!("`{}` is not a Megatron indexed dataset index", idx_path.display());
+        if idx.len() < 34 || &idx[..9] != MAGIC {
+            return Err(bad());
+        }
+        let u64_at = |o: usize| u64::from_le_bytes(idx[o..o + 8].try_into().expect("8 bytes"));
+        if u64_at(9) != 1 {
+            anyhow::bail!("`{}`: index version {} (expected 1)", idx_path.display(), u64_at(9));
+        }
+        let dtype = match idx[17] {
+            1 => DType::U8,
+            4 => DType::I32,
+            8 => DType::U16,
+            c => anyhow::bail!("`{}`: unsupported dtype code {c}", idx_path.display()),
+        };
+        let n = u64_at(18) as usize;
+        if idx.len() < 34 + n * 12 {
+            return Err(bad());
+        }
+        let lengths = (0..n).map(|i| i32::from_le_bytes(idx[34 + 4 * i..38 + 4 * i].try_into().expect("4 bytes"))).collect();
+        let p0 = 34 + 4 * n;
+        let pointers = (0..n).map(|i| i64::from_le_bytes(idx[p0 + 8 * i..p0 + 8 * i + 8].try_into().expect("8 bytes"))).collect();
+        let bin_path = suffixed(prefix, ".bin");
+        let f = File::open(&bin_path).with_context(|| format!("cannot open `{}`", bin_path.display()))?;
+        // SAFETY: read-only map of a finished output file.
+        let bin = unsafe { memmap2::Mmap::map(&f) }.with_context(|| format!("cannot map `{}`", bin_path.display()))?;
+        Ok(IndexedReader { dtype, lengths, pointers, bin })
+    }
+
+    pub fn len(&self) -> usize {
+        self.lengths.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lengths.is_empty()
+    }
+
+    /// Values of sequence `i`, widened to u32.
+    pub fn get(&self, i: usize) -> Option<Vec<u32>> {
+        let (len, ptr) = (*self.lengths.get(i)? as usize, *self.pointers.get(i)? as usize);
+        let size = self.dtype.size();
+        let bytes = self.bin.get(ptr..ptr + len * size)?;
+        Some(match self.dtype {
+            DType::U8 => bytes.iter().map(|&b| b as u32).collect(),
+            DType::U16 => bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]) as u32).collect(),
+            DType::I32 => bytes.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as u32).collect(),
+        })
+    }
+}
+
+/// Read a 1-D `<i8` `.npy` array written by [`write_npy_i64`].
+pub fn read_npy_i64(path: &Path) -> anyhow::Result<Vec<i64>> {
+    let b = std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    if b.len() < 10 || &b[..6] != b"\x93NUMPY" {
+        anyhow::bail!("`{}` is not a .npy file", path.display());
+    }
+    let hlen = u16::from_le_bytes([b[8], b[9]]) as usize;
+    let header = std::str::from_utf8(&b[10..10 + hlen]).unwrap_or("");
+    if !header.contains("'<i8'") {
+        anyhow::bail!("`{}` does not hold int64 values", path.display());
+    }
+    Ok(b[10 + hlen..].chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
+}
