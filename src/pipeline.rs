@@ -166,25 +166,64 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> anyhow::Result<RunSummary> {
         let clk = (&clocks.read_ns, &clocks.map_ns, &clocks.filter_ns, &clocks.tokenize_ns);
         let read_ns = clk.0;
         let work = Work { pool: &pool, ctx: &ctx, filters: &recipe.filters, tokenizer: tokenizer.as_ref(), truncate, clocks: clk };
+        // Three stages overlap: the reader thread reads batch n+2 while the pool maps
+        // batch n+1 and the sink thread dedups and writes batch n. Order is kept by
+        // the channels, which are FIFO.
+        let stop = std::sync::atomic::AtomicBool::new(false);
         let result = std::thread::scope(|scope| -> anyhow::Result<()> {
             scope.spawn(move || reader(files, source.max_record_bytes, tx, read_ns));
+            let (ptx, prx) = sync_channel::<(usize, u64, Vec<Processed>)>(2);
+            let sink_ref = &mut sink;
+            let stop_ref = &stop;
+            let sink_thread = scope.spawn(move || -> anyhow::Result<()> {
+                for (file, n, outcomes) in prx {
+                    if let Some(f) = sink_ref.st.files.get_mut(file) {
+                        f.records += n;
+                    }
+                    let go_on = sink_ref.take(outcomes);
+                    match go_on {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            sink_ref.st.limit_reached = true;
+                            stop_ref.store(true, Ordering::Relaxed);
+                            return Ok(());
+                        }
+                        Err(e) => {
+                            stop_ref.store(true, Ordering::Relaxed);
+                            return Err(e);
+                        }
+                    }
+                }
+                Ok(())
+            });
+            let mut failed = None;
             for msg in rx {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
                 match msg {
-                    Msg::Failed(e) => return Err(e),
+                    Msg::Failed(e) => {
+                        failed = Some(e);
+                        break;
+                    }
                     Msg::FileDone { index } => current_file = index + 1,
                     Msg::Batch(batch) => {
                         let n = batch.len() as u64;
-                        if let Some(f) = sink.st.files.get_mut(current_file) {
-                            f.records += n;
-                        }
                         let outcomes = work.process(batch);
                         progress.add(n);
-                        if !sink.take(outcomes)? {
-                            sink.st.limit_reached = true;
+                        if ptx.send((current_file, n, outcomes)).is_err() {
                             break;
                         }
                     }
                 }
+            }
+            drop(ptx);
+            let sunk = sink_thread.join().map_err(|_| anyhow!("the writer thread panicked"))?;
+            // A bad record seen by the sink comes first: it is earlier in the input
+            // than a file error found later by the reader.
+            sunk?;
+            if let Some(e) = failed {
+                return Err(e);
             }
             Ok(())
         });
