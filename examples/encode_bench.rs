@@ -1,0 +1,72 @@
+//! The physical bound of a tokenizing pipeline: how fast the `tokenizers` crate alone
+//! encodes a corpus, with no reading, parsing, filtering or writing around it.
+//!
+//! ```sh
+//! cargo run --release --example encode_bench -- TOKENIZER.json THREADS FILE.jsonl [FILE.jsonl …]
+//! ```
+//!
+//! Loads the `text` field of every JSON line into memory first (untimed), then times
+//! encoding all texts on a rayon pool of THREADS threads, twice: `encode_fast` (no
+//! offsets) and `encode` (with offsets, what curate uses when a mask needs them).
+//! Prints one JSON object: bytes, documents, tokens, seconds and MB/s for each.
+
+use std::io::BufRead;
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() < 4 {
+        eprintln!("usage: encode_bench TOKENIZER.json THREADS FILE.jsonl [FILE.jsonl …]");
+        std::process::exit(2);
+    }
+    let tok = tokenizers::Tokenizer::from_file(&args[1])?;
+    let threads: usize = args[2].parse()?;
+    let mut texts: Vec<String> = Vec::new();
+    for f in &args[3..] {
+        let r = std::io::BufReader::new(std::fs::File::open(f)?);
+        for line in r.lines() {
+            let v: serde_json::Value = match serde_json::from_str(&line?) {
+                Ok(v) => v,
+                Err(_) => continue,
+            };
+            let text = ["text", "output"].iter().find_map(|k| v.get(*k).and_then(|t| t.as_str()));
+            if let Some(t) = text {
+                texts.push(t.to_string());
+            }
+        }
+    }
+    let bytes: usize = texts.iter().map(|t| t.len()).sum();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+    let time = |offsets: bool| -> (f64, usize) {
+        let t = Instant::now();
+        let tokens: usize = pool.install(|| {
+            texts
+                .par_iter()
+                .map(|s| {
+                    let e = if offsets { tok.encode(s.as_str(), false) } else { tok.encode_fast(s.as_str(), false) };
+                    e.map(|e| e.len()).unwrap_or(0)
+                })
+                .sum()
+        });
+        (t.elapsed().as_secs_f64(), tokens)
+    };
+    let (fast_s, tokens) = time(false);
+    let (off_s, _) = time(true);
+    let mb = bytes as f64 / 1e6;
+    println!(
+        "{}",
+        serde_json::json!({
+            "threads": threads,
+            "bytes": bytes,
+            "documents": texts.len(),
+            "tokens": tokens,
+            "encode_fast_seconds": fast_s,
+            "encode_fast_mb_s": mb / fast_s,
+            "encode_offsets_seconds": off_s,
+            "encode_offsets_mb_s": mb / off_s,
+        })
+    );
+    Ok(())
+}
