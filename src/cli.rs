@@ -141,14 +141,18 @@ fn print_summary(recipe: &recipe::Recipe, s: &RunSummary) {
     let mut out = String::new();
     out.push_str(&format!("curate: recipe `{}`\n", recipe.name));
     let width = recipe.sources.iter().map(|s| s.name.len()).max().unwrap_or(6).max(6);
-    out.push_str(&format!("  {:<width$} {:>10} {:>10} {:>10}  dropped by rule\n", "source", "read", "kept", "dropped"));
-    for (src, st) in recipe.sources.iter().zip(&s.stats) {
+    let shards = s.shards.as_ref();
+    let seq_col = if shards.is_some() { format!(" {:>10}", "train seqs") } else { String::new() };
+    out.push_str(&format!("  {:<width$} {:>10} {:>10} {:>10}{seq_col}  dropped by rule\n", "source", "read", "kept", "dropped"));
+    for (i, (src, st)) in recipe.sources.iter().zip(&s.stats).enumerate() {
         let read = st.stages.get("read").map(|c| c.records_in).unwrap_or(0);
         let (kept, _) = st.kept();
         let dropped: u64 = st.drops.values().sum();
         let rules: Vec<String> = st.drops.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        // Training sequences: kept documents after the split, weights and caps.
+        let seqs = shards.map(|sh| format!(" {:>10}", thousands(sh.sources[i].train_sequences))).unwrap_or_default();
         out.push_str(&format!(
-            "  {:<width$} {:>10} {:>10} {:>10}  {}\n",
+            "  {:<width$} {:>10} {:>10} {:>10}{seqs}  {}\n",
             src.name,
             thousands(read),
             thousands(kept),
