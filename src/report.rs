@@ -87,6 +87,9 @@ struct Report<'a> {
     funnel: Vec<FunnelRow>,
     drops: BTreeMap<&'static str, u64>,
     sources: Vec<SourceReport<'a>>,
+    /// Verdicts, rules, facts and obligations, when the recipe has a `[policy]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    compliance: Option<&'a serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -153,7 +156,13 @@ pub struct Rendered {
     pub markdown: String,
 }
 
-pub fn render(recipe: &Recipe, stats: &[SourceStats], ledger_entries: u64) -> Rendered {
+/// `compliance`: the compliance section (JSON value, Markdown) when the recipe has a policy.
+pub fn render(
+    recipe: &Recipe,
+    stats: &[SourceStats],
+    ledger_entries: u64,
+    compliance: Option<(&serde_json::Value, &str)>,
+) -> Rendered {
     let mut total_stages: BTreeMap<&'static str, StageCount> = BTreeMap::new();
     let mut drops: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut totals = Totals { records_read: 0, documents_kept: 0, chars_kept: 0, ledger_entries, errors_skipped: 0 };
@@ -184,10 +193,15 @@ pub fn render(recipe: &Recipe, stats: &[SourceStats], ledger_entries: u64) -> Re
         funnel: funnel(&total_stages),
         drops,
         sources,
+        compliance: compliance.map(|c| c.0),
     };
     let mut json = serde_json::to_string_pretty(&report).expect("report serialises");
     json.push('\n');
-    let markdown = markdown(&report);
+    let mut markdown = markdown(&report);
+    if let Some((_, md)) = compliance {
+        markdown.push('\n');
+        markdown.push_str(md);
+    }
     Rendered { json, markdown }
 }
 
