@@ -204,6 +204,8 @@ pub struct Item {
 pub struct Facts {
     pub map: BTreeMap<&'static str, FactVal>,
     pub items: Vec<Item>,
+    /// Why a fact is missing, when there is more to say than "nobody states it".
+    pub missing: BTreeMap<&'static str, String>,
 }
 
 /// A fact a rule read, with its value (`null` when no source knows it).
@@ -376,7 +378,14 @@ pub fn target_facts(t: &TargetFacts) -> Facts {
         }
         m.insert("target.lineage", fv(t.lineage.clone(), from));
     }
-    Facts { map: m, items: vec![] }
+    let mut missing = BTreeMap::new();
+    if t.family.is_none() {
+        missing.insert(
+            "target.family",
+            format!("no family in licenses/models.toml has a pattern matching `{}`", t.model),
+        );
+    }
+    Facts { map: m, items: vec![], missing }
 }
 
 /// A source's facts at one level, by the names rules use.
@@ -493,7 +502,11 @@ pub fn source_facts(data: &Data, policy_id: &str, target: &TargetFacts, sf: &Sou
             items.push(Item { model: model.clone(), facts: f });
         }
     }
-    Facts { map: m, items }
+    let mut missing = BTreeMap::new();
+    if lvl.origin.is_none() {
+        missing.insert("source.origin", "no fact source (recipe, catalog, hub card, DPI) states how the data was made".into());
+    }
+    Facts { map: m, items, missing }
 }
 
 fn num(v: &Value) -> Option<f64> {
@@ -521,7 +534,13 @@ fn eval(c: &Cond, f: &Facts, item: Option<&Item>, used: &mut Vec<UsedFact>, matc
                 fact: fact.clone(),
                 item: if fact.starts_with("item.") { item.map(|i| i.model.clone()) } else { None },
                 value: got.map(|g| g.value.clone()).unwrap_or(Value::Null),
-                from: got.map(|g| g.from.clone()).unwrap_or_default(),
+                from: match got {
+                    Some(g) => g.from.clone(),
+                    None => {
+                        let note = f.missing.get(fact.as_str()).cloned();
+                        engine(note.as_deref().unwrap_or("no fact source states it"))
+                    }
+                },
             });
             let Some(got) = got else { return *op == Op::Missing };
             let v = &got.value;
@@ -868,7 +887,7 @@ mod tests {
     }
 
     fn facts(pairs: &[(&'static str, Value)]) -> Facts {
-        Facts { map: pairs.iter().map(|(k, v)| (*k, fv(v.clone(), vec![]))).collect(), items: vec![] }
+        Facts { map: pairs.iter().map(|(k, v)| (*k, fv(v.clone(), vec![]))).collect(), ..Facts::default() }
     }
 
     fn run(c: &str, f: &Facts) -> bool {
@@ -903,7 +922,7 @@ mod tests {
             model: format!("{vendor}/m"),
             facts: [("item.vendor", fv(vendor, vec![]))].into_iter().collect(),
         };
-        let f = Facts { map: BTreeMap::new(), items: vec![item("meta"), item("openai")] };
+        let f = Facts { items: vec![item("meta"), item("openai")], ..Facts::default() };
         let c = cond(r#"{ some = "source.generators", where = { fact = "item.vendor", op = "eq", value = "openai" } }"#);
         let mut used = Vec::new();
         let mut matched = BTreeSet::new();
