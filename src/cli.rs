@@ -272,7 +272,8 @@ fn print_summary(recipe: &recipe::Recipe, s: &RunSummary) {
         thousands(s.ledger_entries),
         s.timings.wall_seconds
     ));
-    out.push_str(&format!("  wrote `{}` (documents.parquet, ledger.parquet, report.md, report.json)\n", s.out_dir.display()));
+    let card = if recipe.policy.is_some() { ", README.md, NOTICE" } else { "" };
+    out.push_str(&format!("  wrote `{}` (documents.parquet, ledger.parquet, report.md, report.json{card})\n", s.out_dir.display()));
     eprint!("{out}");
 }
 

@@ -94,9 +94,12 @@ pub fn assess(recipe: &Recipe, opts: &Options) -> anyhow::Result<Assessment> {
     Ok(Assessment { data, policy, facts, judgement, obligations })
 }
 
+/// Rule ids with the subsets each fired in, under (severity, most severe first; resolved).
+type Groups = BTreeMap<(std::cmp::Reverse<Severity>, bool), Vec<(String, Vec<String>)>>;
+
 /// Rule ids grouped by severity (most severe first), each with the subsets it fired in.
 fn rule_list(rules: &[Finding]) -> Vec<(String, Vec<String>)> {
-    let mut groups: BTreeMap<(std::cmp::Reverse<Severity>, bool), Vec<(String, Vec<String>)>> = BTreeMap::new();
+    let mut groups: Groups = BTreeMap::new();
     for r in rules {
         let list = groups.entry((std::cmp::Reverse(r.severity), r.resolved_by.is_some())).or_default();
         let pos = match list.iter().position(|(id, _)| *id == r.id) {
