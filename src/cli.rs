@@ -2,7 +2,8 @@
 //!
 //! Exit codes (documented in the README):
 //! - `0`: success;
-//! - `1`: policy failure: the run completed its checks and a rule refused it;
+//! - `1`: policy failure: the compliance check ran and a rule refused the build (a
+//!   source or the target rejected, or a conditional rule left unresolved);
 //! - `2`: bad input or any other error (a bad recipe, a missing file, a bad record
 //!   under `on_error = "fail"`, an I/O failure).
 //!
@@ -13,7 +14,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::pipeline::{self, RunOptions, RunSummary};
+use crate::compliance::{self, Assessment};
+use crate::pipeline::{self, ComplianceOutputs, RunOptions, RunSummary};
 use crate::recipe;
 use crate::report::thousands;
 
@@ -74,6 +76,32 @@ enum Command {
         recipe: PathBuf,
         #[command(flatten)]
         run: RunArgs,
+        /// A Data Provenance Initiative collection to cross-check facts against.
+        #[arg(long, value_name = "PATH")]
+        dpi: Option<PathBuf>,
+    },
+    /// Judge every source and the target model against the recipe's policy; read no
+    /// data. Exit 0 when all are allowed, 1 when one is rejected or a conditional one
+    /// is unresolved, 2 on bad input.
+    Check {
+        /// The recipe file.
+        recipe: PathBuf,
+        /// Print the verdicts as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+        /// A Data Provenance Initiative collection (the folder holding `data_summaries/`).
+        #[arg(long, value_name = "PATH")]
+        dpi: Option<PathBuf>,
+    },
+    /// Print the whole rule trace for one source: its facts and where each came from,
+    /// every rule that fired with the text it enforces, and the rules that did not.
+    Explain {
+        /// The recipe file.
+        recipe: PathBuf,
+        /// The source's name in the recipe.
+        source: String,
+        #[arg(long, value_name = "PATH")]
+        dpi: Option<PathBuf>,
     },
     /// Print one pack of an output's shards, decoded, with trained spans marked
     /// (`«…»`, or green on a terminal) and each document's source and locator.
@@ -89,6 +117,11 @@ enum Command {
     },
 }
 
+/// A build the policy refuses: exit code 1, not 2. The verdicts have been printed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PolicyFailure(pub String);
+
 /// Parse arguments, run, print, and return the exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -98,13 +131,13 @@ pub fn main() -> ExitCode {
         Err(e) => {
             print_error(&e);
             let _ = quiet;
-            ExitCode::from(2)
+            if e.downcast_ref::<PolicyFailure>().is_some() { ExitCode::from(1) } else { ExitCode::from(2) }
         }
     }
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
-    let (recipe_path, run) = match cli.command {
+    let (recipe_path, run, dpi) = match cli.command {
         Some(Command::Inspect { out, pack, split }) => {
             use std::io::IsTerminal;
             let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
@@ -112,9 +145,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", crate::inspect::inspect(&out, &split, pack, marks)?);
             return Ok(ExitCode::SUCCESS);
         }
-        Some(Command::Run { recipe, run }) => (recipe, run),
+        Some(Command::Run { recipe, run, dpi }) => (recipe, run, dpi),
+        Some(Command::Check { recipe, json, dpi }) => return check(&recipe, json, dpi, cli.global.quiet),
+        Some(Command::Explain { recipe, source, dpi }) => return explain(&recipe, &source, dpi),
         None => match cli.recipe {
-            Some(r) => (r, cli.run),
+            Some(r) => (r, cli.run, None),
             None => {
                 use clap::CommandFactory;
                 Cli::command().print_help()?;
@@ -129,12 +164,106 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     if threads == 0 {
         anyhow::bail!("`--threads` must be at least 1");
     }
-    let opts = RunOptions { threads, progress: !cli.global.no_progress && !cli.global.quiet, out: run.out };
+    // Hub fetching is not built: a hub source runs only from a local copy.
+    for s in &recipe.sources {
+        if let (Some(id), true) = (&s.hf, s.inputs.is_empty()) {
+            anyhow::bail!(
+                "source `{}` names hub dataset `{id}` but has no local `path`: fetching from the hub is not available yet\nhint: download it yourself and add `path = \"...\"` beside `hf`; `curate check` judges it without the data",
+                s.name
+            );
+        }
+    }
+    let mut compliance_out = None;
+    if recipe.policy.is_some() {
+        let a = compliance::assess(&recipe, &compliance::Options { dpi })?;
+        let d = a.diagnostics_text();
+        if !cli.global.quiet && !d.is_empty() {
+            eprint!("{d}");
+        }
+        let unresolved: Vec<&str> = a
+            .judgement
+            .sources
+            .iter()
+            .filter(|s| s.verdict == compliance::diags::Verdict::Conditional)
+            .map(|s| s.name.as_str())
+            .collect();
+        let target = a.judgement.target.verdict;
+        if !unresolved.is_empty() || target != compliance::diags::Verdict::Allow {
+            eprint!("{}", a.table());
+            let what = if target != compliance::diags::Verdict::Allow {
+                format!("the target model `{}` is {}", a.judgement.target.model, target.as_str())
+            } else {
+                format!("conditional sources are unresolved: `{}`", unresolved.join("`, `"))
+            };
+            return Err(PolicyFailure(format!(
+                "the policy refuses this build: {what}\nhint: `curate explain {} SOURCE` says what each rule needs (a row filter, or a `[[policy.signoff]]` with a reason)",
+                recipe_path.display()
+            ))
+            .into());
+        }
+        let rejected: Vec<usize> =
+            recipe.sources.iter().filter(|s| a.rejected().contains(&s.name.as_str())).map(|s| s.index).collect();
+        if !cli.global.quiet && !rejected.is_empty() {
+            eprintln!("curate: excluding rejected sources (not read): {}", a.rejected().join(", "));
+        }
+        compliance_out = Some(ComplianceOutputs {
+            excluded: rejected,
+            report_json: a.report_json(),
+            report_markdown: a.report_markdown(),
+            files: vec![
+                ("README.md".to_string(), a.dataset_card(&recipe.name).into_bytes()),
+                ("NOTICE".to_string(), a.notice(&recipe.name).into_bytes()),
+            ],
+        });
+    }
+    let opts = RunOptions {
+        threads,
+        progress: !cli.global.no_progress && !cli.global.quiet,
+        out: run.out,
+        compliance: compliance_out,
+    };
     let summary = pipeline::run(&recipe, &opts)?;
     if !cli.global.quiet {
         print_summary(&recipe, &summary);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `curate check`: the verdict table (or JSON) on stdout, diagnostics on stderr.
+fn check(path: &std::path::Path, json: bool, dpi: Option<PathBuf>, quiet: bool) -> anyhow::Result<ExitCode> {
+    let recipe = recipe::load(path)?;
+    let a: Assessment = compliance::assess(&recipe, &compliance::Options { dpi })?;
+    if json {
+        let mut s = serde_json::to_string_pretty(&a.to_json())?;
+        s.push('\n');
+        print!("{s}");
+    } else {
+        print!("{}", a.table());
+    }
+    if !quiet {
+        eprint!("{}", a.diagnostics_text());
+        if !a.passes() && !json {
+            eprintln!("hint: `curate explain {} SOURCE` prints the whole rule trace of a source", path.display());
+        }
+    }
+    Ok(if a.passes() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// `curate explain`: one source's rule trace, on stdout.
+fn explain(path: &std::path::Path, source: &str, dpi: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let recipe = recipe::load(path)?;
+    let a = compliance::assess(&recipe, &compliance::Options { dpi })?;
+    match a.explain(source) {
+        Some(text) => {
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            let names: Vec<&str> = recipe.sources.iter().map(|s| s.name.as_str()).collect();
+            let near = recipe::diag::nearest(source, &names).map(|n| format!("did you mean `{n}`? ")).unwrap_or_default();
+            anyhow::bail!("recipe `{}` has no source `{source}`\nhint: {near}its sources: {}", path.display(), names.join(", "))
+        }
+    }
 }
 
 fn print_summary(recipe: &recipe::Recipe, s: &RunSummary) {
@@ -176,7 +305,8 @@ fn print_summary(recipe: &recipe::Recipe, s: &RunSummary) {
             sh.valid.as_ref().map(|v| format!(", {} valid sequences", thousands(v.sequences))).unwrap_or_default()
         ));
     }
-    out.push_str(&format!("  wrote `{}` (see report.md)\n", s.out_dir.display()));
+    let card = if recipe.policy.is_some() { "; dataset card in README.md and NOTICE" } else { "" };
+    out.push_str(&format!("  wrote `{}` (see report.md{card})\n", s.out_dir.display()));
     eprint!("{out}");
 }
 

@@ -9,6 +9,7 @@
 //! The command-line interface is in [`cli`]; `main.rs` only calls it.
 
 pub mod cli;
+pub mod compliance;
 pub mod document;
 pub mod hash;
 pub mod inspect;

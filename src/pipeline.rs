@@ -44,6 +44,20 @@ pub struct RunOptions {
     pub progress: bool,
     /// Overrides the recipe's output folder.
     pub out: Option<PathBuf>,
+    /// What the compliance check decided, when the recipe has a `[policy]`.
+    pub compliance: Option<ComplianceOutputs>,
+}
+
+/// The compliance check's part of a run: sources it rejected (never read), its report
+/// section, and the files it adds to the output folder (dataset card, NOTICE).
+#[derive(Debug, Clone)]
+pub struct ComplianceOutputs {
+    /// Indices of rejected sources.
+    pub excluded: Vec<usize>,
+    pub report_json: serde_json::Value,
+    pub report_markdown: String,
+    /// `(file name, bytes)` written into the output folder.
+    pub files: Vec<(String, Vec<u8>)>,
 }
 
 /// What a finished run produced, for the summary.
@@ -109,9 +123,11 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> anyhow::Result<RunSummary> {
 
     // Resolve every source's files before writing anything, so that a missing path
     // fails fast and names its source.
+    let excluded: &[usize] = opts.compliance.as_ref().map(|c| c.excluded.as_slice()).unwrap_or(&[]);
     let mut inputs = Vec::with_capacity(recipe.sources.len());
     for s in &recipe.sources {
-        inputs.push(files::resolve(s, &recipe.dir)?);
+        // A source the policy rejected is not read at all.
+        inputs.push(if excluded.contains(&s.index) { vec![] } else { files::resolve(s, &recipe.dir)? });
     }
 
     // Load the tokenizer before anything is written: a bad tokenizer fails fast.
@@ -142,6 +158,9 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> anyhow::Result<RunSummary> {
     order.sort_by_key(|s| (std::cmp::Reverse(s.priority), s.index));
 
     for source in order {
+        if excluded.contains(&source.index) {
+            continue;
+        }
         let st = &mut stats[source.index];
         let files = &inputs[source.index];
         st.files = files.iter().map(|f| FileStat { file: f.display.clone(), bytes: f.bytes, records: 0 }).collect();
@@ -247,9 +266,13 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> anyhow::Result<RunSummary> {
     clocks.shards_ns += t.elapsed().as_nanos() as u64;
     let t = Instant::now();
     let ledger_entries = ledger_out.finish()?;
-    let rendered = report::render(recipe, &stats, ledger_entries, shard_summary.as_ref());
+    let compliance = opts.compliance.as_ref().map(|c| (&c.report_json, c.report_markdown.as_str()));
+    let rendered = report::render(recipe, &stats, ledger_entries, shard_summary.as_ref(), compliance);
     output::write_file(&staging.file("report.json"), rendered.json.as_bytes())?;
     output::write_file(&staging.file("report.md"), rendered.markdown.as_bytes())?;
+    for (name, bytes) in opts.compliance.iter().flat_map(|c| &c.files) {
+        output::write_file(&staging.file(name), bytes)?;
+    }
     if let Some(sh) = &shard_summary {
         let manifest = report::manifest(recipe, sh, &stats, &shards::file_hashes(staging.path())?);
         output::write_file(&staging.file("manifest.json"), manifest.as_bytes())?;

@@ -90,6 +90,9 @@ struct Report<'a> {
     sources: Vec<SourceReport<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     shards: Option<&'a ShardSummary>,
+    /// Verdicts, rules, facts and obligations, when the recipe has a `[policy]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    compliance: Option<&'a serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -156,7 +159,15 @@ pub struct Rendered {
     pub markdown: String,
 }
 
-pub fn render(recipe: &Recipe, stats: &[SourceStats], ledger_entries: u64, shards: Option<&ShardSummary>) -> Rendered {
+/// `shards`: the shard summary when a tokenizer wrote shards; `compliance`: the
+/// compliance section (JSON value, Markdown) when the recipe has a policy.
+pub fn render(
+    recipe: &Recipe,
+    stats: &[SourceStats],
+    ledger_entries: u64,
+    shards: Option<&ShardSummary>,
+    compliance: Option<(&serde_json::Value, &str)>,
+) -> Rendered {
     let mut total_stages: BTreeMap<&'static str, StageCount> = BTreeMap::new();
     let mut drops: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut totals = Totals { records_read: 0, documents_kept: 0, chars_kept: 0, ledger_entries, errors_skipped: 0 };
@@ -188,10 +199,15 @@ pub fn render(recipe: &Recipe, stats: &[SourceStats], ledger_entries: u64, shard
         drops,
         sources,
         shards,
+        compliance: compliance.map(|c| c.0),
     };
     let mut json = serde_json::to_string_pretty(&report).expect("report serialises");
     json.push('\n');
-    let markdown = markdown(&report);
+    let mut markdown = markdown(&report);
+    if let Some((_, md)) = compliance {
+        markdown.push('\n');
+        markdown.push_str(md);
+    }
     Rendered { json, markdown }
 }
 

@@ -122,6 +122,60 @@ impl WhereExpr {
     pub fn matches(&self, row: &Value) -> bool {
         matches!(eval(&self.expr, row), V::Bool(true))
     }
+
+    /// Whether some row holding the `known` column values could be selected, whatever
+    /// its other columns hold. Sound rather than exact: an expression that reads an
+    /// unknown column is assumed able to select, unless an `AND` with a known FALSE (or
+    /// an `OR` with a known TRUE) settles it. The compliance stage uses this to learn
+    /// which catalogued subsets (`source = '…'`) a `where` can let through.
+    pub fn may_match(&self, known: &serde_json::Map<String, Value>) -> bool {
+        let row = Value::Object(known.clone());
+        match partial(&self.expr, &row) {
+            None => true,
+            Some(v) => v == V::Bool(true),
+        }
+    }
+}
+
+/// Evaluation with some columns unknown: `None` when the value depends on them.
+fn partial(e: &E, row: &Value) -> Option<V> {
+    let truth_of = |x: &E| partial(x, row).map(|v| truth(&v));
+    match e {
+        E::And(a, b) => match (truth_of(a), truth_of(b)) {
+            (Some(Some(false)), _) | (_, Some(Some(false))) => Some(V::Bool(false)),
+            (Some(x), Some(y)) => Some(from_truth(match (x, y) {
+                (Some(true), Some(true)) => Some(true),
+                _ => None,
+            })),
+            _ => None,
+        },
+        E::Or(a, b) => match (truth_of(a), truth_of(b)) {
+            (Some(Some(true)), _) | (_, Some(Some(true))) => Some(V::Bool(true)),
+            (Some(x), Some(y)) => Some(from_truth(match (x, y) {
+                (Some(false), Some(false)) => Some(false),
+                _ => None,
+            })),
+            _ => None,
+        },
+        E::Not(x) => truth_of(x).map(|t| from_truth(t.map(|b| !b))),
+        _ if columns_known(e, row) => Some(eval(e, row)),
+        _ => None,
+    }
+}
+
+/// Every column the expression reads is present in `row`.
+fn columns_known(e: &E, row: &Value) -> bool {
+    let k = |x: &E| columns_known(x, row);
+    match e {
+        E::Col(path) => row.as_object().is_some_and(|o| o.contains_key(&path[0])),
+        E::Lit(_) => true,
+        E::Not(x) | E::Neg(x) | E::IsNull(x, _) => k(x),
+        E::Like { e, .. } => k(e),
+        E::And(a, b) | E::Or(a, b) | E::Cmp(_, a, b) | E::Arith(_, a, b) => k(a) && k(b),
+        E::In { e, list, .. } => k(e) && list.iter().all(k),
+        E::Between { e, lo, hi, .. } => k(e) && k(lo) && k(hi),
+        E::Func(_, args) => args.iter().all(k),
+    }
 }
 
 fn compile(e: &Expr, cols: &mut Vec<Vec<String>>) -> Result<E, String> {
@@ -467,5 +521,28 @@ mod tests {
     fn missing_columns_are_found() {
         let e = WhereExpr::parse("soruce = 'a' AND meta.x = 1").unwrap();
         assert_eq!(e.missing_columns(&json!({"source": "a", "meta": {}})), vec!["soruce".to_string()]);
+    }
+
+    #[test]
+    fn may_match_settles_known_columns_and_assumes_the_rest() {
+        let known = |v: &str| {
+            let mut m = serde_json::Map::new();
+            m.insert("source".into(), Value::String(v.into()));
+            m
+        };
+        let w = WhereExpr::parse("source IN ('a', 'b')").unwrap();
+        assert!(w.may_match(&known("a")));
+        assert!(!w.may_match(&known("c")));
+        // Another column could go either way: only a known FALSE under AND settles it.
+        let w = WhereExpr::parse("source = 'a' AND length(output) > 20").unwrap();
+        assert!(w.may_match(&known("a")));
+        assert!(!w.may_match(&known("c")));
+        let w = WhereExpr::parse("source = 'a' OR lang = 'en'").unwrap();
+        assert!(w.may_match(&known("c")), "lang is unknown, so the row may be selected");
+        let w = WhereExpr::parse("NOT (source LIKE 'data/PoT/%')").unwrap();
+        assert!(w.may_match(&known("data/CoT/x")));
+        assert!(!w.may_match(&known("data/PoT/x")));
+        let w = WhereExpr::parse("length(output) > 20").unwrap();
+        assert!(w.may_match(&known("anything")));
     }
 }

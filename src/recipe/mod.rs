@@ -59,6 +59,11 @@ pub struct Recipe {
     pub target: Option<Target>,
     /// The compliance policy's name or path, as written.
     pub policy: Option<String>,
+    /// A Data Provenance Initiative collection to cross-check facts against
+    /// (`[policy] dpi`, resolved against the recipe's folder).
+    pub dpi: Option<PathBuf>,
+    /// Conditional rules the recipe accepts (`[[policy.signoff]]`).
+    pub signoffs: Vec<Signoff>,
     pub pack: Pack,
     pub output_dir: PathBuf,
 }
@@ -72,6 +77,35 @@ pub struct Target {
     pub seq_len: u64,
     pub bos_token: Option<String>,
     pub eos_token: Option<String>,
+    /// The family named by `[target] override`, when the model id matches none.
+    pub family_override: Option<FamilyOverride>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FamilyOverride {
+    pub family: String,
+    pub reason: String,
+}
+
+/// A conditional rule that the recipe accepts, and who accepted it and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signoff {
+    pub rule: String,
+    /// `None`: a target rule.
+    pub source: Option<String>,
+    pub by: String,
+    pub reason: String,
+    /// Where it is written (for diagnostics), as `line:column`.
+    pub at: String,
+}
+
+/// Facts the recipe puts above everything else known about a source, with the reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FactOverride {
+    pub license: Option<String>,
+    pub origin: Option<Origin>,
+    pub generated_by: Option<Vec<String>>,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,11 +181,18 @@ pub struct Source {
     pub name: String,
     /// Position in the recipe (0-based), the default dedup precedence.
     pub index: usize,
-    /// Paths, globs or folders, resolved against the recipe's folder.
+    /// The Hugging Face hub id that identifies the dataset (`hf`).
+    pub hf: Option<String>,
+    pub split: Option<String>,
+    pub config: Option<String>,
+    /// Paths, globs or folders, resolved against the recipe's folder. Empty only for
+    /// an `hf` source without a local copy, which `run` refuses.
     pub inputs: Vec<PathBuf>,
     pub reader: Option<ReaderKind>,
     pub mapping: Mapping,
     pub provenance: Provenance,
+    /// `override = { …, reason }`: facts above every other fact source.
+    pub override_: Option<FactOverride>,
     pub where_: Option<WhereExpr>,
     pub limit: Option<u64>,
     pub sample: Option<f64>,
@@ -171,6 +212,8 @@ pub struct Provenance {
     pub origin: Option<Origin>,
     /// Model ids whose output the data holds; empty means none declared.
     pub generated_by: Vec<String>,
+    /// `generated_by` was written (`[]` then says "no model output"), as opposed to left out.
+    pub generated_by_declared: bool,
 }
 
 /// How a source's data was made, as declared.
@@ -370,12 +413,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Recipe, RecipeError> {
 }
 
 #[derive(Debug, Clone)]
-enum Seg {
+pub(crate) enum Seg {
     Key(String),
     Index(usize),
 }
 
-fn path_segments(p: &serde_ignored::Path<'_>) -> Vec<Seg> {
+pub(crate) fn path_segments(p: &serde_ignored::Path<'_>) -> Vec<Seg> {
     use serde_ignored::Path as P;
     let mut out = Vec::new();
     let mut cur = p;
@@ -400,13 +443,13 @@ fn path_segments(p: &serde_ignored::Path<'_>) -> Vec<Seg> {
 }
 
 /// Finds where keys and values sit in the recipe text.
-struct SpanIndex<'a> {
-    root: &'a Spanned<DeTable<'a>>,
+pub(crate) struct SpanIndex<'a> {
+    pub(crate) root: &'a Spanned<DeTable<'a>>,
 }
 
 impl SpanIndex<'_> {
     /// Span of the key (when `key_span`) or the value at `segs`.
-    fn find(&self, segs: &[Seg], key_span: bool) -> Option<Range<usize>> {
+    pub(crate) fn find(&self, segs: &[Seg], key_span: bool) -> Option<Range<usize>> {
         let mut table: &DeTable = self.root.get_ref();
         let mut value: Option<&Spanned<DeValue>> = None;
         let mut last_key: Option<Range<usize>> = None;
@@ -462,7 +505,7 @@ impl SpanIndex<'_> {
     }
 }
 
-fn describe_table(segs: &[Seg]) -> String {
+pub(crate) fn describe_table(segs: &[Seg]) -> String {
     if segs.is_empty() {
         return "the top level".to_string();
     }
@@ -481,7 +524,7 @@ fn describe_table(segs: &[Seg]) -> String {
     format!("`{s}`")
 }
 
-fn key(path: &[&str]) -> Vec<Seg> {
+pub(crate) fn key(path: &[&str]) -> Vec<Seg> {
     path.iter()
         .map(|p| match p.parse::<usize>() {
             Ok(n) => Seg::Index(n),
@@ -549,6 +592,20 @@ fn validate(
                 format!("source-{i}")
             }
         };
+        if let Some(id) = &rs.hf
+            && !valid_hub_id(id)
+        {
+            diags.push(
+                Diagnostic::new(format!("source `{name}`: `hf = {id:?}` is not a hub id"), sat("hf"))
+                    .with_hint("write it as `org/name`, e.g. `databricks/databricks-dolly-15k`"),
+            );
+        }
+        for k in ["split", "config"] {
+            let v = if k == "split" { &rs.split } else { &rs.config };
+            if v.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                diags.push(Diagnostic::new(format!("source `{name}`: `{k}` is empty"), sat(k)));
+            }
+        }
         let inputs: Vec<PathBuf> = match rs.path {
             Some(p) => {
                 let v = p.into_vec();
@@ -557,6 +614,7 @@ fn validate(
                 }
                 v.iter().map(|s| dir.join(s)).collect()
             }
+            None if rs.hf.is_some() => vec![],
             None => {
                 diags.push(
                     Diagnostic::new(format!("source `{name}` has no `path`"), src_at.clone())
@@ -592,6 +650,42 @@ fn validate(
                 }
             },
         };
+        if let Some(l) = &rs.license {
+            check_license(&name, l, sat("license"), diags);
+        }
+        let override_ = rs.override_.and_then(|o| {
+            let oat = || at(&["source", &idx, "override"]);
+            let reason = o.reason.clone().filter(|r| !r.trim().is_empty());
+            if reason.is_none() {
+                diags.push(
+                    Diagnostic::new(format!("source `{name}`: `override` needs a `reason`"), oat())
+                        .with_hint("say why the known facts are wrong here, e.g. `reason = \"the authors relicensed it, see <url>\"`"),
+                );
+            }
+            if o.license.is_none() && o.origin.is_none() && o.generated_by.is_none() {
+                diags.push(
+                    Diagnostic::new(format!("source `{name}`: `override` sets no fact"), oat())
+                        .with_hint("give one or more of `license`, `origin`, `generated_by`"),
+                );
+            }
+            if let Some(l) = &o.license {
+                check_license(&name, l, oat(), diags);
+            }
+            let origin = o.origin.as_deref().and_then(|s| {
+                let parsed = Origin::parse(s);
+                if parsed.is_none() {
+                    diags.push(
+                        Diagnostic::new(format!("source `{name}`: unknown origin `{s}` in `override`"), oat())
+                            .with_hint(format!("one of: {}", Origin::ALL.join(", "))),
+                    );
+                }
+                parsed
+            });
+            if o.generated_by.as_ref().is_some_and(|g| g.iter().any(|m| m.trim().is_empty())) {
+                diags.push(Diagnostic::new(format!("source `{name}`: empty model id in `override.generated_by`"), oat()));
+            }
+            Some(FactOverride { license: o.license, origin, generated_by: o.generated_by, reason: reason? })
+        });
         let where_ = match rs.where_ {
             None => None,
             Some(w) => match WhereExpr::parse(&w) {
@@ -646,14 +740,19 @@ fn validate(
             sources.push(Source {
                 name,
                 index: i,
+                hf: rs.hf,
+                split: rs.split,
+                config: rs.config,
                 inputs,
                 reader,
                 mapping: m.clone(),
                 provenance: Provenance {
                     license: rs.license,
                     origin,
+                    generated_by_declared: rs.generated_by.is_some(),
                     generated_by: rs.generated_by.unwrap_or_default(),
                 },
+                override_,
                 where_,
                 limit: rs.limit,
                 sample: rs.sample,
@@ -703,7 +802,7 @@ fn validate(
     let dedup = Dedup { exact: raw.dedup.and_then(|d| d.exact).unwrap_or(true) };
     let target = raw.target.map(|t| validate_target(t, dir, &at, diags));
     let pack = validate_pack(raw.pack, target.as_ref(), &at, diags);
-    let policy = raw.policy.and_then(|p| p.use_);
+    let (policy, dpi, signoffs) = validate_policy(raw.policy, dir, text, &sources, target.as_ref(), &at, diags);
     let output_dir = match raw.output.and_then(|o| o.dir) {
         Some(d) => dir.join(d),
         None => dir.join("out").join(&name),
@@ -724,6 +823,8 @@ fn validate(
         dedup,
         target,
         policy,
+        dpi,
+        signoffs,
         pack,
         output_dir,
     })
@@ -764,7 +865,124 @@ fn validate_target(
                 .with_hint("give a local `tokenizer.json` or `hf:<model id>`"),
         );
     }
-    Target { model: t.model, tokenizer, template, seq_len, bos_token: t.bos_token, eos_token: t.eos_token }
+    let family_override = t.override_.and_then(|o| {
+        let oat = || at(&["target", "override"]);
+        let reason = o.reason.filter(|r| !r.trim().is_empty());
+        let family = o.family.filter(|f| !f.trim().is_empty());
+        if reason.is_none() {
+            diags.push(Diagnostic::new("`target.override` needs a `reason`", oat()));
+        }
+        if family.is_none() {
+            diags.push(
+                Diagnostic::new("`target.override` needs a `family`", oat())
+                    .with_hint("a family id from `licenses/models.toml`, e.g. `family = \"mistral\"`"),
+            );
+        }
+        Some(FamilyOverride { family: family?, reason: reason? })
+    });
+    Target {
+        model: t.model,
+        tokenizer,
+        template,
+        seq_len,
+        bos_token: t.bos_token,
+        eos_token: t.eos_token,
+        family_override,
+    }
+}
+
+/// `[policy]`: the policy to judge by, a DPI collection, and the sign-offs. The policy
+/// itself is loaded by the compliance engine; here only what the recipe alone can tell
+/// is checked (a sign-off names a source that exists, says who and why).
+#[allow(clippy::type_complexity)]
+fn validate_policy(
+    p: Option<RawPolicy>,
+    dir: &Path,
+    text: &str,
+    sources: &[Source],
+    target: Option<&Target>,
+    at: &dyn Fn(&[&str]) -> Option<Range<usize>>,
+    diags: &mut Vec<Diagnostic>,
+) -> (Option<String>, Option<PathBuf>, Vec<Signoff>) {
+    let Some(p) = p else { return (None, None, vec![]) };
+    let policy = p.use_.filter(|u| !u.trim().is_empty());
+    if policy.is_none() {
+        diags.push(
+            Diagnostic::new("`[policy]` needs `use`", at(&["policy"]))
+                .with_hint("name a bundled policy (`use = \"neurips-2023\"`) or a policy file"),
+        );
+    }
+    if target.and_then(|t| t.model.as_ref()).is_none() {
+        diags.push(
+            Diagnostic::new("`[policy]` needs `[target] model`: the policy judges the data for the model it will train", at(&["policy"]))
+                .with_hint("add `[target]` with `model = \"mistralai/Mistral-7B-v0.1\"` (the base model's hub id)"),
+        );
+    }
+    let dpi = p.dpi.map(|d| dir.join(d));
+    let mut signoffs = Vec::new();
+    for (i, s) in p.signoff.into_iter().enumerate() {
+        let idx = i.to_string();
+        let sat = at(&["policy", "signoff", &idx]);
+        let place = sat
+            .as_ref()
+            .map(|r| {
+                let (l, c) = RecipeError::line_col(text, r.start);
+                format!("{l}:{c}")
+            })
+            .unwrap_or_default();
+        let mut missing = Vec::new();
+        for (k, v) in [("rule", &s.rule), ("by", &s.by), ("reason", &s.reason)] {
+            if v.as_deref().is_none_or(|v| v.trim().is_empty()) {
+                missing.push(format!("`{k}`"));
+            }
+        }
+        if !missing.is_empty() {
+            diags.push(
+                Diagnostic::new(format!("`policy.signoff[{i}]` needs {}", missing.join(", ")), sat.clone())
+                    .with_hint("a sign-off records which rule is accepted, for which source, by whom and why"),
+            );
+            continue;
+        }
+        if let Some(src) = &s.source
+            && !sources.iter().any(|x| &x.name == src)
+        {
+            let names: Vec<&str> = sources.iter().map(|x| x.name.as_str()).collect();
+            let mut d = Diagnostic::new(format!("`policy.signoff[{i}]` names source `{src}`, which the recipe does not have"), at(&["policy", "signoff", &idx, "source"]));
+            if let Some(n) = diag::nearest(src, &names) {
+                d = d.with_hint(format!("did you mean `{n}`?"));
+            }
+            diags.push(d);
+            continue;
+        }
+        signoffs.push(Signoff {
+            rule: s.rule.unwrap_or_default(),
+            source: s.source,
+            by: s.by.unwrap_or_default(),
+            reason: s.reason.unwrap_or_default(),
+            at: place,
+        });
+    }
+    (policy, dpi, signoffs)
+}
+
+/// A license written in the recipe must at least be an SPDX expression; whether each
+/// id is known is the compliance engine's business (an unknown one is a finding there).
+fn check_license(name: &str, l: &str, span: Option<Range<usize>>, diags: &mut Vec<Diagnostic>) {
+    if let Err(e) = crate::compliance::spdx_expr::parse(l) {
+        diags.push(
+            Diagnostic::new(format!("source `{name}`: license `{l}` is not an SPDX expression: {e}"), span)
+                .with_hint("use SPDX ids joined by AND / OR / WITH, e.g. `CC-BY-SA-3.0` or `MIT AND CC-BY-4.0`; `LicenseRef-<name>` for others"),
+        );
+    }
+}
+
+/// `org/name`, as the hub writes dataset ids.
+fn valid_hub_id(id: &str) -> bool {
+    let mut parts = id.split('/');
+    let ok = |p: Option<&str>| {
+        p.is_some_and(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    };
+    ok(parts.next()) && ok(parts.next()) && parts.next().is_none()
 }
 
 fn validate_pack(

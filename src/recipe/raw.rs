@@ -34,6 +34,17 @@ pub struct RawTarget {
     /// Override the BOS / EOS tokens read from the tokenizer's config.
     pub bos_token: Option<String>,
     pub eos_token: Option<String>,
+    /// Name the model's family when its id matches none in `licenses/models.toml`
+    /// (a re-upload of an approved base), with the reason.
+    #[serde(rename = "override")]
+    pub override_: Option<RawTargetOverride>,
+}
+
+/// `[target] override = { family = "mistral", reason = "..." }`.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawTargetOverride {
+    pub family: Option<String>,
+    pub reason: Option<String>,
 }
 
 /// Which compliance policy judges the sources.
@@ -41,6 +52,31 @@ pub struct RawTarget {
 pub struct RawPolicy {
     #[serde(rename = "use")]
     pub use_: Option<String>,
+    /// A Data Provenance Initiative collection (its root folder) to cross-check.
+    pub dpi: Option<String>,
+    /// `[[policy.signoff]]`: conditional rules the recipe's authors accept, with a reason.
+    #[serde(default)]
+    pub signoff: Vec<RawSignoff>,
+}
+
+/// One recorded sign-off of a conditional rule.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawSignoff {
+    pub rule: Option<String>,
+    /// The source it applies to; left out for target rules.
+    pub source: Option<String>,
+    pub by: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// `override = { license = "...", origin = "...", generated_by = [...], reason = "..." }`:
+/// facts that replace what is known about a source, each use of which names its reason.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawOverride {
+    pub license: Option<String>,
+    pub origin: Option<String>,
+    pub generated_by: Option<Vec<String>>,
+    pub reason: Option<String>,
 }
 
 /// Packing tokenized documents into training sequences.
@@ -82,6 +118,12 @@ impl OneOrMany {
 #[derive(Debug, Default, Deserialize)]
 pub struct RawSource {
     pub name: Option<String>,
+    /// Hugging Face hub id (`org/name`). For now it only identifies the dataset (for
+    /// compliance); the data itself is read from `path`.
+    pub hf: Option<String>,
+    /// The split and config of the hub dataset the source reads.
+    pub split: Option<String>,
+    pub config: Option<String>,
     pub path: Option<OneOrMany>,
     pub reader: Option<String>,
     pub format: Option<String>,
@@ -91,6 +133,8 @@ pub struct RawSource {
     pub license: Option<String>,
     pub origin: Option<String>,
     pub generated_by: Option<Vec<String>>,
+    #[serde(rename = "override")]
+    pub override_: Option<RawOverride>,
     #[serde(rename = "where")]
     pub where_: Option<String>,
     pub limit: Option<u64>,
@@ -176,10 +220,13 @@ pub fn known_keys(table_path: &[&str]) -> &'static [&'static str] {
         [] => fields_of::<RawRecipe>(),
         ["recipe"] => fields_of::<RawMeta>(),
         ["target"] => fields_of::<RawTarget>(),
+        ["target", "override"] => fields_of::<RawTargetOverride>(),
         ["policy"] => fields_of::<RawPolicy>(),
+        ["policy", "signoff"] => fields_of::<RawSignoff>(),
         ["pack"] => fields_of::<RawPack>(),
         ["source"] => fields_of::<RawSource>(),
         ["source", "fields"] => fields_of::<RawFields>(),
+        ["source", "override"] => fields_of::<RawOverride>(),
         ["filters"] => fields_of::<RawFilters>(),
         ["dedup"] => fields_of::<RawDedup>(),
         ["output"] => fields_of::<RawOutput>(),

@@ -1,0 +1,420 @@
+//! Compliance: a verdict for every source, with the rules and facts that decided it.
+//!
+//! Cut as cargo-deny cuts a check: [`cfg`] reads the data under `licenses/` (license
+//! classes, model families, the catalog, policies), [`gather`] collects facts per source
+//! from the recipe, the catalog, the hub card and a DPI collection, each with its origin,
+//! [`judge`] evaluates the policy as a pure function, [`diags`] holds the typed codes and
+//! [`obligations`] what the output owes. This module wires them and renders the results
+//! (`curate check`, `curate explain`, the report section, the dataset card and NOTICE).
+//!
+//! ```no_run
+//! let recipe = curate::recipe::load(std::path::Path::new("recipe.toml")).unwrap();
+//! let a = curate::compliance::assess(&recipe, &curate::compliance::Options::default()).unwrap();
+//! println!("{}", a.table());
+//! ```
+
+pub mod cfg;
+pub mod diags;
+pub mod gather;
+pub mod judge;
+pub mod obligations;
+pub mod spdx_expr;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+
+use cfg::{Data, Policy, Severity};
+use diags::{Level, Verdict};
+use gather::{Dpi, NoCards, SourceFacts};
+use judge::{Finding, Judgement};
+use obligations::Obligations;
+
+use crate::recipe::Recipe;
+
+/// How to assess (not what: that is the recipe).
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// A DPI collection; overrides the recipe's `[policy] dpi`.
+    pub dpi: Option<PathBuf>,
+}
+
+/// Everything `check`, `explain` and `run` need.
+#[derive(Debug)]
+pub struct Assessment {
+    pub data: Data,
+    pub policy: Policy,
+    pub facts: Vec<SourceFacts>,
+    pub judgement: Judgement,
+    pub obligations: Obligations,
+}
+
+/// Gather and judge. Errors are bad input (exit 2): no `[policy]`, an unknown policy,
+/// invalid data, an unreadable DPI collection, a sign-off naming an unknown rule.
+pub fn assess(recipe: &Recipe, opts: &Options) -> anyhow::Result<Assessment> {
+    let Some(policy_name) = &recipe.policy else {
+        anyhow::bail!(
+            "recipe `{}` has no `[policy]`, so there is nothing to check against\nhint: add `[policy]` with `use = \"neurips-2023\"`",
+            recipe.path.display()
+        );
+    };
+    let data = Data::bundled()?;
+    let policy = data.policy(policy_name, &recipe.dir)?;
+    let target = recipe.target.as_ref().ok_or_else(|| anyhow::anyhow!("`[policy]` needs `[target] model`"))?;
+    let target_facts = gather::target(&data, &policy.meta.id, target).map_err(anyhow::Error::msg)?;
+    let dpi_path = opts.dpi.clone().or_else(|| recipe.dpi.clone());
+    let dpi = dpi_path.as_deref().map(Dpi::load).transpose()?;
+    let facts: Vec<SourceFacts> =
+        recipe.sources.iter().map(|s| gather::source(&data, s, &recipe.dir, &NoCards, dpi.as_ref())).collect();
+    let mut judgement = judge::judge(&data, &policy, &target_facts, &facts, &recipe.signoffs);
+    if let Some(d) = &dpi {
+        for (file, why) in &d.unreadable {
+            judgement.diagnostics.push(diags::Diag::new(
+                diags::Code::DpiUnreadable,
+                None,
+                format!("DPI file `{file}.json` in `{}` was skipped: {why}", d.root.display()),
+            ));
+        }
+    }
+    if recipe.sources.iter().any(|s| s.hf.is_some()) {
+        judgement.diagnostics.push(diags::Diag::new(
+            diags::Code::HubCardsOffline,
+            None,
+            "hub cards were not read (hub fetching is not available yet); the catalog's record of each card is used",
+        ));
+    }
+    let errors: Vec<String> =
+        judgement.diagnostics.iter().filter(|d| d.level == Level::Error).map(|d| d.message.clone()).collect();
+    if !errors.is_empty() {
+        anyhow::bail!("{}", errors.join("\n"));
+    }
+    let obligations = obligations::collect(&judgement);
+    Ok(Assessment { data, policy, facts, judgement, obligations })
+}
+
+/// Rule ids with the subsets each fired in, under (severity, most severe first; resolved).
+type Groups = BTreeMap<(std::cmp::Reverse<Severity>, bool), Vec<(String, Vec<String>)>>;
+
+/// Rule ids grouped by severity (most severe first), each with the subsets it fired in.
+fn rule_list(rules: &[Finding]) -> Vec<(String, Vec<String>)> {
+    let mut groups: Groups = BTreeMap::new();
+    for r in rules {
+        let list = groups.entry((std::cmp::Reverse(r.severity), r.resolved_by.is_some())).or_default();
+        let pos = match list.iter().position(|(id, _)| *id == r.id) {
+            Some(p) => p,
+            None => {
+                list.push((r.id.clone(), vec![]));
+                list.len() - 1
+            }
+        };
+        if let Some(s) = &r.subset {
+            list[pos].1.push(s.clone());
+        }
+    }
+    groups
+        .into_iter()
+        .map(|((std::cmp::Reverse(s), resolved), ids)| {
+            let sev = if resolved { format!("{} (signed off)", s.as_str()) } else { s.as_str().to_string() };
+            let ids = ids
+                .into_iter()
+                .map(|(id, subs)| if subs.is_empty() { id } else { format!("{id} [{}]", subs.join(", ")) })
+                .collect();
+            (sev, ids)
+        })
+        .collect()
+}
+
+impl Assessment {
+    pub fn verdict(&self) -> Verdict {
+        self.judgement.verdict()
+    }
+
+    /// True when the data may be built: nothing rejected, nothing conditional unresolved.
+    pub fn passes(&self) -> bool {
+        self.verdict() == Verdict::Allow
+    }
+
+    pub fn source(&self, name: &str) -> Option<&judge::SourceVerdict> {
+        self.judgement.sources.iter().find(|s| s.name == name)
+    }
+
+    /// Sources that `run` leaves out.
+    pub fn rejected(&self) -> Vec<&str> {
+        self.judgement.sources.iter().filter(|s| s.verdict == Verdict::Reject).map(|s| s.name.as_str()).collect()
+    }
+
+    /// Warnings and notes, for people (stderr).
+    pub fn diagnostics_text(&self) -> String {
+        let mut out = String::new();
+        for d in &self.judgement.diagnostics {
+            let level = match d.level {
+                Level::Error => "error",
+                Level::Warning => "warning",
+                Level::Note => "note",
+            };
+            let _ = writeln!(out, "{level}: {} ({})", d.message, d.code.id());
+        }
+        out
+    }
+
+    /// The verdict table `curate check` prints.
+    pub fn table(&self) -> String {
+        let j = &self.judgement;
+        let mut out = String::new();
+        let _ = writeln!(out, "policy `{}`: {}", self.policy.meta.id, self.policy.meta.name);
+        let t = &j.target;
+        let fam = t.family.as_deref().map(|f| format!(" (family `{f}`)")).unwrap_or_default();
+        let _ = writeln!(out, "target `{}`{fam}: {}", t.model, t.verdict.as_str());
+        for (sev, ids) in rule_list(&t.rules) {
+            let _ = writeln!(out, "    {sev:<22} {}", ids.join(", "));
+        }
+        out.push('\n');
+        let wn = j.sources.iter().map(|s| s.name.len()).max().unwrap_or(6).max(6);
+        let wi = j.sources.iter().map(|s| s.id.len()).max().unwrap_or(7).max(7);
+        let _ = writeln!(out, "{:<wn$}  {:<wi$}  verdict", "source", "dataset");
+        for s in &j.sources {
+            let _ = writeln!(out, "{:<wn$}  {:<wi$}  {}", s.name, s.id, s.verdict.as_str());
+            for (sev, ids) in rule_list(&s.rules) {
+                let _ = writeln!(out, "    {sev:<22} {}", ids.join(", "));
+            }
+            if !s.subsets.is_empty() {
+                if s.decided_by_subsets {
+                    let sel: Vec<&str> = s.subsets.iter().filter(|x| x.selected).map(|x| x.name.as_str()).collect();
+                    let _ = writeln!(out, "    {:<22} {}", "subsets selected", if sel.is_empty() { "none".into() } else { sel.join(", ") });
+                } else {
+                    for v in [Verdict::Allow, Verdict::Conditional, Verdict::Reject] {
+                        let names: Vec<&str> = s.subsets.iter().filter(|x| x.verdict == v).map(|x| x.name.as_str()).collect();
+                        if !names.is_empty() {
+                            let _ = writeln!(out, "    {:<22} {}", format!("subsets {}", v.as_str()), names.join(", "));
+                        }
+                    }
+                }
+            }
+        }
+        let count = |v: Verdict| j.sources.iter().filter(|s| s.verdict == v).count();
+        let _ = writeln!(
+            out,
+            "\n{} allowed, {} conditional, {} rejected; overall: {}",
+            count(Verdict::Allow),
+            count(Verdict::Conditional),
+            count(Verdict::Reject),
+            self.verdict().as_str()
+        );
+        out
+    }
+
+    /// `curate check --json`.
+    pub fn to_json(&self) -> Value {
+        let j = &self.judgement;
+        json!({
+            "policy": { "id": self.policy.meta.id, "name": self.policy.meta.name, "url": self.policy.meta.url, "file": self.policy.file },
+            "verdict": self.verdict(),
+            "target": j.target,
+            "sources": j.sources,
+            "obligations": self.obligations,
+            "diagnostics": j.diagnostics,
+        })
+    }
+
+    /// The `compliance` section of report.json: verdicts, rule ids with their facts and
+    /// their sources, what was excluded, and the obligations.
+    pub fn report_json(&self) -> Value {
+        let j = &self.judgement;
+        let sources: Vec<Value> = j
+            .sources
+            .iter()
+            .map(|s| {
+                json!({
+                    "name": s.name,
+                    "id": s.id,
+                    "verdict": s.verdict,
+                    "excluded": s.verdict == Verdict::Reject,
+                    "license": s.kept_license,
+                    "rules": s.rules.iter().map(|r| json!({
+                        "id": r.id, "severity": r.severity, "subset": r.subset, "facts": r.facts,
+                        "resolved_by": r.resolved_by, "obligations": r.obligations,
+                    })).collect::<Vec<_>>(),
+                    "subsets": s.subsets.iter().map(|x| json!({
+                        "name": x.name, "selected": x.selected, "verdict": x.verdict,
+                        "rules": x.rules.iter().map(|r| &r.id).collect::<Vec<_>>(),
+                    })).collect::<Vec<_>>(),
+                    "disagreements": s.disagreements,
+                })
+            })
+            .collect();
+        json!({
+            "policy": self.policy.meta.id,
+            "verdict": self.verdict(),
+            "target": { "model": j.target.model, "family": j.target.family, "verdict": j.target.verdict,
+                        "rules": j.target.rules.iter().map(|r| json!({"id": r.id, "severity": r.severity, "facts": r.facts, "resolved_by": r.resolved_by})).collect::<Vec<_>>() },
+            "sources": sources,
+            "obligations": self.obligations,
+        })
+    }
+
+    /// The `## Compliance` section of report.md.
+    pub fn report_markdown(&self) -> String {
+        let j = &self.judgement;
+        let mut out = String::new();
+        let _ = writeln!(out, "## Compliance\n");
+        let _ = writeln!(
+            out,
+            "Policy `{}` ({}). Target `{}`: **{}**.\n",
+            self.policy.meta.id,
+            self.policy.meta.url,
+            j.target.model,
+            j.target.verdict.as_str()
+        );
+        out.push_str("| source | dataset | verdict | rules |\n|---|---|---|---|\n");
+        for s in &j.sources {
+            let rules: Vec<String> = rule_list(&s.rules).into_iter().map(|(sev, ids)| format!("{sev}: {}", ids.join(", "))).collect();
+            let verdict = if s.verdict == Verdict::Reject { "reject (excluded, not read)".to_string() } else { s.verdict.as_str().to_string() };
+            let _ = writeln!(out, "| {} | `{}` | {} | {} |", s.name, s.id, verdict, rules.join("; "));
+        }
+        out.push_str("\nRules cited:\n\n");
+        let mut seen = std::collections::BTreeSet::new();
+        for r in j.sources.iter().flat_map(|s| &s.rules).chain(&j.target.rules) {
+            if seen.insert(r.id.clone()) {
+                let cite = r.cite.first().map(|c| format!(" ({})", c.url)).unwrap_or_default();
+                let _ = writeln!(out, "- `{}` [{}]: {}{cite}", r.id, r.severity.as_str(), r.description);
+            }
+        }
+        let _ = writeln!(out, "\nThe kept data is licensed `{}`.", self.obligations.license.as_deref().unwrap_or("NOASSERTION"));
+        out.push_str("See `README.md` (dataset card) and `NOTICE` for the obligations; `curate explain RECIPE SOURCE` prints each rule trace.\n");
+        out
+    }
+
+    pub fn dataset_card(&self, recipe_name: &str) -> String {
+        obligations::dataset_card(recipe_name, &self.policy.meta.id, &self.judgement.target.model, &self.judgement, &self.obligations, &self.data)
+    }
+
+    pub fn notice(&self, recipe_name: &str) -> String {
+        obligations::notice(recipe_name, &self.policy.meta.id, &self.obligations)
+    }
+
+    /// The whole rule trace for one source, in words.
+    pub fn explain(&self, name: &str) -> Option<String> {
+        let s = self.source(name)?;
+        let f = self.facts.iter().find(|f| f.name == name)?;
+        let j = &self.judgement;
+        let mut out = String::new();
+        let _ = writeln!(out, "source `{}`: {} `{}`", s.name, s.kind, s.id);
+        match &s.catalog {
+            Some(c) => {
+                let _ = writeln!(out, "catalog entry: `{c}`");
+            }
+            None => out.push_str("catalog entry: none (only the recipe and DPI can say anything about it)\n"),
+        }
+        let _ = writeln!(out, "policy `{}`, target `{}` ({})", self.policy.meta.id, j.target.model, j.target.verdict.as_str());
+        let how = if s.decided_by_subsets { " (the worst of the subsets the `where` / `config` selects)" } else { "" };
+        let _ = writeln!(out, "\nverdict: {}{how}", s.verdict.as_str());
+
+        out.push_str("\nfacts (the first source listed decides; the others are what else was said):\n");
+        for kind in ["license", "origin", "generated_by"] {
+            let obs: Vec<_> = f.whole.observations.iter().filter(|o| o.fact.as_str() == kind).collect();
+            if obs.is_empty() {
+                let _ = writeln!(out, "  {kind:<13} unknown: no fact source states it");
+            }
+            for (i, o) in obs.iter().enumerate() {
+                let lead = if i == 0 { format!("{kind:<13}") } else { format!("{:<13}", "  also") };
+                let _ = writeln!(out, "  {lead} {}  <- {}", o.value, o.from);
+            }
+        }
+        for (k, v) in &s.facts {
+            if matches!(*k, "source.license" | "source.origin" | "source.generators") {
+                continue;
+            }
+            let from: Vec<String> = v.from.iter().map(|o| o.to_string()).collect();
+            let _ = writeln!(out, "  {k:<34} {}  <- {}", v.value, from.join("; "));
+        }
+        if s.disagreements.is_empty() {
+            out.push_str("\ndisagreements: none\n");
+        } else {
+            out.push_str("\ndisagreements (reported, never hidden):\n");
+            for d in &s.disagreements {
+                let parts: Vec<String> = d.observations.iter().map(|o| format!("{} says {}", o.from, o.value)).collect();
+                let _ = writeln!(out, "  {}: {}", d.fact.as_str(), parts.join("; "));
+            }
+        }
+
+        let finding = |out: &mut String, r: &Finding| {
+            let status = match &r.resolved_by {
+                Some(judge::Resolution::Signoff { by, reason, at }) => format!(", signed off by {by} (line {at}): {reason}"),
+                None => String::new(),
+            };
+            let sub = r.subset.as_deref().map(|x| format!(" (subset `{x}`)")).unwrap_or_default();
+            let _ = writeln!(out, "  [{}] {}{sub}: {}{status}", r.severity.as_str(), r.id, r.description);
+            for u in &r.facts {
+                let item = u.item.as_deref().map(|i| format!(" of `{i}`")).unwrap_or_default();
+                let from: Vec<String> = u.from.iter().map(|o| o.to_string()).collect();
+                let from = if from.is_empty() { "no fact source knows it".to_string() } else { from.join("; ") };
+                let _ = writeln!(out, "      {}{item} = {}  <- {from}", u.fact, u.value);
+            }
+            for o in &r.obligations {
+                let _ = writeln!(out, "      obligation: {} {}", o.kind.as_str(), o.params.join(", "));
+            }
+            for c in &r.cite {
+                match (&c.quote, &c.note) {
+                    (Some(q), _) => {
+                        let _ = writeln!(out, "      cites {} <{}>: \"{q}\"", c.source, c.url);
+                    }
+                    (None, Some(n)) => {
+                        let _ = writeln!(out, "      cites {} <{}> (note: {n})", c.source, c.url);
+                    }
+                    _ => {}
+                }
+            }
+            for c in &r.license_cite {
+                let _ = writeln!(out, "      rests on {} {}: \"{}\" <{}>", c.license, c.clause, c.quote, c.url);
+            }
+            if r.resolved_by.is_none()
+                && let Some(sg) = &r.signoff
+            {
+                let _ = writeln!(
+                    out,
+                    "      to accept it: `[[policy.signoff]] rule = \"{}\", source = \"{}\", by = \"…\", reason = \"…\"` stating {sg}",
+                    r.id, s.name
+                );
+            }
+            if let Some(h) = &r.hint {
+                let _ = writeln!(out, "      hint: {h}");
+            }
+        };
+
+        out.push_str("\nrules that fired and decide the verdict:\n");
+        if s.rules.is_empty() {
+            out.push_str("  none\n");
+        }
+        for r in &s.rules {
+            finding(&mut out, r);
+        }
+        if !s.subsets.is_empty() {
+            out.push_str("\nsubsets, each judged on its own facts:\n");
+            for x in &s.subsets {
+                let sel = if x.selected { "selected" } else { "not selected" };
+                let _ = writeln!(out, "  {} ({}): {}, {sel}", x.name, x.rows, x.verdict.as_str());
+                for r in &x.rules {
+                    let _ = writeln!(out, "      [{}] {}", r.severity.as_str(), r.id);
+                }
+            }
+            let allowed: Vec<String> =
+                s.subsets.iter().filter(|x| x.verdict == Verdict::Allow).map(|x| x.rows.clone()).collect();
+            if !allowed.is_empty() && s.verdict != Verdict::Allow {
+                let _ = writeln!(out, "  the allowed subsets are: {}", allowed.join("; "));
+            }
+        }
+        if !s.not_fired.is_empty() {
+            let _ = writeln!(out, "\nrules that did not fire: {}", s.not_fired.join(", "));
+        }
+        out.push_str("\ntarget rules that fired:\n");
+        if j.target.rules.is_empty() {
+            out.push_str("  none\n");
+        }
+        for r in &j.target.rules {
+            finding(&mut out, r);
+        }
+        Some(out)
+    }
+}

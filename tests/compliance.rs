@@ -1,0 +1,791 @@
+//! The compliance engine end to end: every rule of the NeurIPS 2023 policy, every fact
+//! source and their precedence, disagreements, SPDX expressions, same-family terms,
+//! subsets selected by `where`, the catalogued verdict of every catalogued dataset, and
+//! the `check` / `explain` / `run` commands with their exit codes and outputs.
+
+mod common;
+use common::*;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use curate::compliance::diags::Verdict;
+use curate::compliance::gather::{self, CardSource, HubCard};
+use curate::compliance::{self, Assessment, Options, cfg::Data};
+
+const MISTRAL: &str = "mistralai/Mistral-7B-v0.1";
+const LLAMA2: &str = "meta-llama/Llama-2-7b-hf";
+
+/// A recipe with a target and the neurips-2023 policy, and `body` (sources, sign-offs).
+fn recipe_text(target: &str, body: &str) -> String {
+    format!("[recipe]\nname = \"t\"\n[target]\nmodel = \"{target}\"\n[policy]\nuse = \"neurips-2023\"\n{body}\n")
+}
+
+fn assess_with(target: &str, body: &str, opts: &Options) -> Assessment {
+    let r = curate::recipe::parse(Path::new("/nowhere/recipe.toml"), &recipe_text(target, body))
+        .unwrap_or_else(|e| panic!("recipe: {e}"));
+    compliance::assess(&r, opts).unwrap_or_else(|e| panic!("assess: {e:#}"))
+}
+
+fn assess(target: &str, body: &str) -> Assessment {
+    assess_with(target, body, &Options::default())
+}
+
+/// A hub source by id.
+fn hub(name: &str, id: &str, extra: &str) -> String {
+    format!("[[source]]\nname = \"{name}\"\nhf = \"{id}\"\nformat = \"text\"\n{extra}\n")
+}
+
+/// A local source with declared provenance.
+fn local(name: &str, extra: &str) -> String {
+    format!("[[source]]\nname = \"{name}\"\npath = \"data/{name}.jsonl\"\nformat = \"text\"\n{extra}\n")
+}
+
+fn ids(a: &Assessment, source: &str) -> BTreeSet<String> {
+    a.source(source).unwrap_or_else(|| panic!("no source {source}")).rules.iter().map(|r| r.id.clone()).collect()
+}
+
+fn target_ids(a: &Assessment) -> BTreeSet<String> {
+    a.judgement.target.rules.iter().map(|r| r.id.clone()).collect()
+}
+
+fn verdict(a: &Assessment, source: &str) -> Verdict {
+    a.source(source).unwrap().verdict
+}
+
+// ---------------------------------------------------------------------------
+// Every rule of the policy fires where it should
+// ---------------------------------------------------------------------------
+
+/// For each rule: a target, a recipe body, and which source (or `None`: the target).
+fn rule_cases() -> Vec<(&'static str, &'static str, String, Option<&'static str>)> {
+    let human = "license = \"Apache-2.0\"\norigin = \"human\"\ngenerated_by = []";
+    vec![
+        ("N23-BASE-KNOWN", "Open-Orca/Mistral-7B-OpenOrca", hub("d", "databricks/databricks-dolly-15k", ""), None),
+        ("N23-BASE-APPROVED", "google/flan-t5-xl", hub("d", "databricks/databricks-dolly-15k", ""), None),
+        ("N23-BASE-NOT-INSTRUCT", "meta-llama/Llama-2-7b-chat-hf", hub("d", "databricks/databricks-dolly-15k", ""), None),
+        ("N23-BASE-LLAMA2-ACCESS", LLAMA2, hub("d", "databricks/databricks-dolly-15k", ""), None),
+        ("N23-BASE-LEGITIMATE", "huggyllama/llama-7b", hub("d", "databricks/databricks-dolly-15k", ""), None),
+        ("N23-NO-OPENAI-OUTPUT", MISTRAL, hub("s", "tatsu-lab/alpaca", ""), Some("s")),
+        ("N23-GEN-APPROVED-BASE", MISTRAL, hub("s", "Anthropic/hh-rlhf", ""), Some("s")),
+        ("N23-GEN-KNOWN", MISTRAL, local("s", "license = \"MIT\"\norigin = \"model\"\ngenerated_by = [\"acme/secret-model\"]"), Some("s")),
+        ("N23-GEN-TERMS-FORBID", MISTRAL, hub("s", "tatsu-lab/alpaca", ""), Some("s")),
+        ("N23-SAME-FAMILY", MISTRAL, local("s", "license = \"MIT\"\norigin = \"model\"\ngenerated_by = [\"meta-llama/Llama-2-70b-chat-hf\"]"), Some("s")),
+        ("N23-SAME-FAMILY-OBLIGATION", LLAMA2, local("s", "license = \"MIT\"\norigin = \"model\"\ngenerated_by = [\"meta-llama/Llama-2-70b-chat-hf\"]"), Some("s")),
+        ("N23-GEN-TERMS-UNKNOWN", MISTRAL, local("s", "license = \"MIT\"\norigin = \"model\"\ngenerated_by = [\"huggyllama/llama-7b\"]"), Some("s")),
+        ("N23-GEN-USE-RESTRICTIONS", MISTRAL, local("s", "license = \"MIT\"\norigin = \"model\"\ngenerated_by = [\"bigscience/bloom-7b1\"]"), Some("s")),
+        ("N23-UNKNOWN-PROVENANCE", MISTRAL, local("s", "license = \"MIT\""), Some("s")),
+        ("N23-SUBSET-FILTER", MISTRAL, hub("s", "TIGER-Lab/MathInstruct", ""), Some("s")),
+        ("N23-SELF-MADE-PUBLIC", MISTRAL, local("s", human), Some("s")),
+        ("N23-LICENSE-KNOWN", MISTRAL, hub("s", "stanfordnlp/SHP", ""), Some("s")),
+        ("N23-OPEN-DATA", MISTRAL, hub("s", "WizardLM/WizardLM_evol_instruct_70k", ""), Some("s")),
+        ("N23-NON-COMMERCIAL", MISTRAL, hub("s", "GAIR/lima", ""), Some("s")),
+        ("N23-NO-DERIVATIVES", MISTRAL, hub("s", "Samsung/samsum", ""), Some("s")),
+        ("N23-RELEASE-MIT-APACHE", MISTRAL, hub("s", "databricks/databricks-dolly-15k", ""), Some("s")),
+        ("N23-ATTRIBUTION", MISTRAL, hub("s", "databricks/databricks-dolly-15k", ""), Some("s")),
+        ("N23-SHARE-ALIKE", MISTRAL, hub("s", "databricks/databricks-dolly-15k", ""), Some("s")),
+        ("N23-COMPONENT-LICENSES", MISTRAL, hub("s", "SirNeural/flan_v2", ""), Some("s")),
+        ("N23-CARD-DISAGREES", MISTRAL, hub("s", "stingning/ultrachat", ""), Some("s")),
+        ("N23-EVAL-NOT-TRAIN", MISTRAL, hub("s", "truthfulqa/truthful_qa", "split = \"validation\""), Some("s")),
+        ("N23-EVAL-DECONTAMINATE", MISTRAL, hub("s", "openai/gsm8k", "split = \"train\""), Some("s")),
+        ("N23-ORGANIZER-EXAMPLE", MISTRAL, hub("s", "databricks/databricks-dolly-15k", ""), Some("s")),
+    ]
+}
+
+#[test]
+fn every_rule_of_the_policy_fires_where_it_should() {
+    let data = Data::bundled().unwrap();
+    let policy = data.policy("neurips-2023", Path::new(".")).unwrap();
+    let cases = rule_cases();
+    let covered: BTreeSet<&str> = cases.iter().map(|c| c.0).collect();
+    for r in &policy.rules {
+        assert!(covered.contains(r.id.as_str()), "rule {} has no test case", r.id);
+    }
+    for (rule, target, body, source) in cases {
+        let a = assess(target, &body);
+        let fired = match source {
+            Some(s) => ids(&a, s),
+            None => target_ids(&a),
+        };
+        assert!(fired.contains(rule), "{rule} did not fire; fired: {fired:?}");
+        // Every finding names the facts it read, each with where it came from.
+        let findings = match source {
+            Some(s) => a.source(s).unwrap().rules.clone(),
+            None => a.judgement.target.rules.clone(),
+        };
+        let f = findings.iter().find(|f| f.id == rule).unwrap();
+        assert!(!f.facts.is_empty(), "{rule} names no fact");
+        assert!(f.facts.iter().any(|u| !u.from.is_empty()), "{rule}: no fact has an origin");
+        assert!(!f.cite.is_empty(), "{rule} cites nothing");
+    }
+}
+
+#[test]
+fn clean_human_data_with_an_approved_target_fires_no_blocking_rule() {
+    // The quiet side of each clause: a catalogued, human-written, permissive source.
+    let a = assess(MISTRAL, &hub("s", "deepmind/aqua_rat", ""));
+    assert_eq!(verdict(&a, "s"), Verdict::Allow);
+    assert_eq!(a.judgement.target.verdict, Verdict::Allow);
+    assert!(target_ids(&a).is_empty(), "{:?}", target_ids(&a));
+}
+
+#[test]
+fn the_worked_examples_of_the_data_docs_hold() {
+    let a = assess(MISTRAL, &hub("dolly", "databricks/databricks-dolly-15k", ""));
+    assert_eq!(verdict(&a, "dolly"), Verdict::Allow);
+    let want: BTreeSet<String> = ["N23-SHARE-ALIKE", "N23-ATTRIBUTION", "N23-RELEASE-MIT-APACHE", "N23-ORGANIZER-EXAMPLE"].map(String::from).into();
+    assert_eq!(ids(&a, "dolly"), want);
+
+    let a = assess("google/flan-t5-xl", &hub("d", "databricks/databricks-dolly-15k", ""));
+    assert_eq!(a.judgement.target.verdict, Verdict::Reject);
+    assert!(target_ids(&a).is_superset(&["N23-BASE-APPROVED", "N23-BASE-NOT-INSTRUCT"].map(String::from).into()));
+
+    let a = assess(MISTRAL, &hub("tq", "truthfulqa/truthful_qa", "split = \"validation\""));
+    assert_eq!(verdict(&a, "tq"), Verdict::Conditional);
+}
+
+// ---------------------------------------------------------------------------
+// Model-generated data and same-family terms
+// ---------------------------------------------------------------------------
+
+const LLAMA_MADE: &str = "license = \"LicenseRef-Llama2-Community\"\norigin = \"model\"\ngenerated_by = [\"meta-llama/Llama-2-70b-chat-hf\"]";
+
+#[test]
+fn llama2_output_with_a_llama2_target_is_allowed_with_obligations() {
+    let body = format!(
+        "{}[[policy.signoff]]\nrule = \"N23-BASE-LLAMA2-ACCESS\"\nby = \"team lead\"\nreason = \"Meta approved our download request on 2023-08-01\"\n\
+         [[policy.signoff]]\nrule = \"N23-SELF-MADE-PUBLIC\"\nsource = \"gen\"\nby = \"team lead\"\nreason = \"published at https://example.org/gen\"\n",
+        local("gen", LLAMA_MADE)
+    );
+    let a = assess(LLAMA2, &body);
+    assert_eq!(a.judgement.target.verdict, Verdict::Allow, "the access rule is signed off");
+    assert_eq!(verdict(&a, "gen"), Verdict::Allow);
+    assert!(ids(&a, "gen").contains("N23-SAME-FAMILY-OBLIGATION"));
+    assert!(!ids(&a, "gen").contains("N23-SAME-FAMILY"));
+    let ob = &a.obligations;
+    assert_eq!(ob.same_family.len(), 1);
+    assert_eq!(ob.same_family[0].families, vec!["llama-2"]);
+    assert_eq!(ob.same_family[0].release_under, vec!["LicenseRef-Llama2-Community"]);
+    assert_eq!(ob.license.as_deref(), Some("LicenseRef-Llama2-Community"));
+    assert!(a.passes());
+    let notice = a.notice("t");
+    assert!(notice.contains("may only be used to train or improve models of the llama-2 family"), "{notice}");
+    assert!(notice.contains("must be released under LicenseRef-Llama2-Community"), "{notice}");
+}
+
+#[test]
+fn llama2_output_with_a_mistral_target_is_rejected() {
+    let a = assess(MISTRAL, &local("gen", LLAMA_MADE));
+    assert_eq!(verdict(&a, "gen"), Verdict::Reject);
+    let f = a.source("gen").unwrap().rules.iter().find(|r| r.id == "N23-SAME-FAMILY").unwrap().clone();
+    let facts: Vec<&str> = f.facts.iter().map(|u| u.fact.as_str()).collect();
+    assert_eq!(facts, vec!["item.outputs_may_train", "item.same_family_as_target"]);
+    assert_eq!(f.facts[0].item.as_deref(), Some("meta-llama/Llama-2-70b-chat-hf"));
+    assert!(f.license_cite.iter().any(|c| c.clause == "1.b.v" && c.quote.contains("excluding Llama 2")));
+}
+
+#[test]
+fn a_derivative_family_counts_as_its_lineage() {
+    // DeciLM's lineage is Llama 2, so Llama 2 output may train it.
+    let body = local("gen", LLAMA_MADE);
+    let a = assess("Deci/DeciLM-6b", &body);
+    assert!(!ids(&a, "gen").contains("N23-SAME-FAMILY"), "{:?}", ids(&a, "gen"));
+    assert!(ids(&a, "gen").contains("N23-SAME-FAMILY-OBLIGATION"));
+}
+
+#[test]
+fn internlm_output_may_train_any_approved_model() {
+    let a = assess(MISTRAL, &local("gen", "license = \"Apache-2.0\"\norigin = \"model\"\ngenerated_by = [\"internlm/internlm-7b\"]"));
+    let fired = ids(&a, "gen");
+    for r in ["N23-SAME-FAMILY", "N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID", "N23-GEN-TERMS-UNKNOWN", "N23-NO-OPENAI-OUTPUT"] {
+        assert!(!fired.contains(r), "{r} fired: {fired:?}");
+    }
+}
+
+#[test]
+fn self_instruct_davinci_003_predictions_are_rejected() {
+    let file = repo().join("../shared/data/self-instruct/text-davinci-003_predictions.jsonl");
+    if !file.exists() {
+        eprintln!("skipped: {} is not present", file.display());
+        return;
+    }
+    let d = Dir::new();
+    let recipe = d.write(
+        "recipe.toml",
+        recipe_text(
+            MISTRAL,
+            &format!(
+                "[[source]]\nname = \"davinci\"\npath = {:?}\nformat = \"instruction\"\nfields = {{ instruction = \"instruction\", instances = \"instances\" }}\n\
+                 license = \"Apache-2.0\"\norigin = \"model\"\ngenerated_by = [\"openai/text-davinci-003\"]\n",
+                file.display().to_string()
+            ),
+        ),
+    );
+    let o = d.curate(&["check", recipe.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let s = &v["sources"][0];
+    assert_eq!(s["verdict"], "reject");
+    let fired: BTreeSet<&str> = s["rules"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    for r in ["N23-NO-OPENAI-OUTPUT", "N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID"] {
+        assert!(fired.contains(r), "{fired:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Fact sources and their precedence
+// ---------------------------------------------------------------------------
+
+#[test]
+fn an_override_beats_everything_and_carries_its_reason() {
+    let a = assess(
+        MISTRAL,
+        &hub("s", "tatsu-lab/alpaca", "override = { generated_by = [], origin = \"human\", reason = \"rewritten by our annotators, see https://example.org/audit\" }"),
+    );
+    let s = a.source("s").unwrap();
+    assert!(!ids(&a, "s").contains("N23-NO-OPENAI-OUTPUT"));
+    let origin = &s.facts["source.origin"];
+    assert_eq!(origin.value, "human");
+    assert!(origin.from[0].to_string().contains("recipe override (reason: rewritten by our annotators"), "{:?}", origin.from);
+    // What the catalog says is still on record.
+    assert!(s.disagreements.iter().any(|d| d.fact.as_str() == "generated_by"));
+}
+
+#[test]
+fn an_assertion_that_contradicts_the_catalog_is_a_conflict_not_a_verdict() {
+    let a = assess(MISTRAL, &hub("s", "tatsu-lab/alpaca", "license = \"MIT\"\norigin = \"human\"\ngenerated_by = []"));
+    let fired = ids(&a, "s");
+    assert!(fired.contains("curate:assertion-conflict"), "{fired:?}");
+    assert_eq!(verdict(&a, "s"), Verdict::Conditional);
+    let s = a.source("s").unwrap();
+    assert_eq!(s.facts["source.license"].value, "MIT", "the assertion ranks above the catalog");
+    assert!(s.disagreements.iter().any(|d| d.fact.as_str() == "license"));
+    // An assertion that agrees with the catalog is no conflict.
+    let a = assess(MISTRAL, &hub("s", "databricks/databricks-dolly-15k", "license = \"CC-BY-SA-3.0\"\norigin = \"crowd\""));
+    assert!(!ids(&a, "s").contains("curate:assertion-conflict"));
+}
+
+struct Cards(HubCard);
+impl CardSource for Cards {
+    fn card(&self, _: &str) -> Option<HubCard> {
+        Some(self.0.clone())
+    }
+}
+
+fn source_of(body: &str) -> curate::recipe::Recipe {
+    curate::recipe::parse(Path::new("/nowhere/recipe.toml"), &recipe_text(MISTRAL, body)).unwrap()
+}
+
+#[test]
+fn the_catalog_beats_the_hub_card_and_the_card_beats_dpi() {
+    let data = Data::bundled().unwrap();
+    let card = Cards(HubCard { license: Some("mit".into()), tags: vec!["synthetic".into()], source_datasets: vec![] });
+
+    // Catalogued: the catalog decides, the card's different license is a disagreement.
+    let r = source_of(&hub("s", "databricks/databricks-dolly-15k", ""));
+    let f = gather::source(&data, &r.sources[0], &r.dir, &card, None);
+    assert_eq!(f.whole.license.as_ref().unwrap().value, "CC-BY-SA-3.0");
+    assert!(matches!(f.whole.license.as_ref().unwrap().from[0], gather::FactOrigin::Catalog { .. }));
+    let d = f.whole.disagreements.iter().find(|d| d.fact.as_str() == "license").expect("card vs catalog");
+    assert!(d.observations.iter().any(|o| matches!(o.from, gather::FactOrigin::HubCard { recorded: false, .. })));
+
+    // Not catalogued: the card decides over DPI.
+    let dir = Dir::new();
+    let dpi_root = write_dpi_fixture(&dir);
+    let dpi = gather::Dpi::load(&dpi_root).unwrap();
+    let r = source_of(&hub("s", "acme/synthetic-chat", ""));
+    let f = gather::source(&data, &r.sources[0], &r.dir, &card, Some(&dpi));
+    assert_eq!(f.whole.license.as_ref().unwrap().value, "MIT");
+    assert!(matches!(f.whole.license.as_ref().unwrap().from[0], gather::FactOrigin::HubCard { .. }));
+    assert!(f.whole.disagreements.iter().any(|d| d.fact.as_str() == "license"), "card MIT vs DPI CC BY-NC 4.0");
+    // DPI still supplies what the card does not say: the generator.
+    let g = f.whole.generated_by.as_ref().unwrap();
+    assert_eq!(g.value, vec!["openai/gpt-4"]);
+    assert!(matches!(g.from[0], gather::FactOrigin::Dpi { .. }));
+}
+
+/// A tiny collection in the DPI layout: `data_summaries/<collection>.json`, records
+/// keyed by id with `Hugging Face URL`, `Licenses` and `Model Generated`; one broken file.
+fn write_dpi_fixture(d: &Dir) -> std::path::PathBuf {
+    d.write(
+        "dpi/data_summaries/Acme Chat.json",
+        r#"{"acme-chat-en": {"Unique Dataset Identifier": "acme-chat-en", "Dataset Name": "acme-chat",
+            "Hugging Face URL": "https://huggingface.co/datasets/acme/synthetic-chat",
+            "Licenses": [{"License": "CC BY-NC 4.0", "License URL": "https://example.org/l"}, {"License": "OpenAI", "License URL": "https://example.org/t"}],
+            "Model Generated": ["OpenAI GPT-4"]},
+           "acme-human": {"Hugging Face URL": "https://huggingface.co/datasets/acme/human-notes",
+            "Licenses": [{"License": "CC BY 4.0"}], "Model Generated": []}}"#,
+    );
+    d.write("dpi/data_summaries/Broken.json", "");
+    d.write("dpi/data_summaries/_template.json", "{\"x\": {\"Hugging Face URL\": \"https://huggingface.co/datasets/acme/synthetic-chat\"}}");
+    d.join("dpi")
+}
+
+#[test]
+fn a_dpi_collection_supplies_facts_nothing_else_knows() {
+    let d = Dir::new();
+    let root = write_dpi_fixture(&d);
+    let body = hub("s", "acme/synthetic-chat", "");
+    // Without DPI nothing is known: unknown provenance, unknown license.
+    let a = assess(MISTRAL, &body);
+    assert_eq!(verdict(&a, "s"), Verdict::Conditional);
+    assert!(ids(&a, "s").is_superset(&["N23-UNKNOWN-PROVENANCE", "N23-LICENSE-KNOWN"].map(String::from).into()));
+    // With it: GPT-4 output, rejected, and the facts name the DPI records.
+    let a = assess_with(MISTRAL, &body, &Options { dpi: Some(root.clone()) });
+    assert_eq!(verdict(&a, "s"), Verdict::Reject);
+    let f = a.source("s").unwrap().rules.iter().find(|r| r.id == "N23-NO-OPENAI-OUTPUT").unwrap().clone();
+    let from = f.facts[0].from.iter().map(|o| o.to_string()).collect::<Vec<_>>().join("; ");
+    assert!(from.contains("DPI collection `Acme Chat` (records acme-chat-en)"), "{from}");
+    assert_eq!(a.source("s").unwrap().facts["source.license"].value, "CC-BY-NC-4.0 AND LicenseRef-OpenAI-Terms");
+    // The broken file is reported, the template skipped.
+    let diags = a.diagnostics_text();
+    assert!(diags.contains("Broken.json") && diags.contains("curate:dpi-unreadable"), "{diags}");
+    assert!(!diags.contains("_template"), "{diags}");
+}
+
+#[test]
+fn the_real_dpi_collection_matches_by_hub_url_and_by_name() {
+    let root = repo().join("../shared/data/dpi");
+    if !root.join("data_summaries").exists() {
+        eprintln!("skipped: {} is not present", root.display());
+        return;
+    }
+    let a = assess_with(MISTRAL, &hub("s", "tatsu-lab/alpaca", ""), &Options { dpi: Some(root.clone()) });
+    let s = a.source("s").unwrap();
+    let d = s.disagreements.iter().find(|d| d.fact.as_str() == "license").expect("DPI adds the OpenAI terms");
+    assert!(d.observations.iter().any(|o| o.value.as_str().unwrap().contains("LicenseRef-OpenAI-Terms")), "{d:?}");
+    // MathInstruct's catalog entry names its DPI record.
+    let a = assess_with(MISTRAL, &hub("m", "TIGER-Lab/MathInstruct", ""), &Options { dpi: Some(root) });
+    let obs = &a.facts[0].whole.observations;
+    assert!(obs.iter().any(|o| matches!(&o.from, gather::FactOrigin::Dpi { records, .. } if records.contains(&"mathinstruct".to_string()))));
+}
+
+// ---------------------------------------------------------------------------
+// Licenses as SPDX expressions
+// ---------------------------------------------------------------------------
+
+fn license_rules(expr: &str) -> BTreeSet<String> {
+    let a = assess(MISTRAL, &local("s", &format!("license = {expr:?}\norigin = \"human\"\ngenerated_by = []")));
+    ids(&a, "s")
+}
+
+#[test]
+fn spdx_and_takes_the_most_restrictive_leaf_or_the_least_with_the_base() {
+    let r = license_rules("MIT AND CC-BY-NC-4.0");
+    assert!(r.contains("N23-NON-COMMERCIAL"), "{r:?}");
+    let r = license_rules("CC-BY-NC-4.0 OR MIT");
+    assert!(!r.contains("N23-NON-COMMERCIAL"), "OR lets the licensee choose MIT: {r:?}");
+    let r = license_rules("MIT AND LicenseRef-Academic-Research-Only");
+    assert!(r.contains("N23-OPEN-DATA"), "{r:?}");
+    let r = license_rules("GPL-3.0-only WITH Classpath-exception-2.0");
+    assert!(r.contains("N23-SHARE-ALIKE") && !r.contains("N23-LICENSE-KNOWN"), "{r:?}");
+    let r = license_rules("MIT AND LicenseRef-Nobody-Knows");
+    assert!(r.contains("N23-LICENSE-KNOWN"), "an unknown id under AND makes the license unknown: {r:?}");
+    let r = license_rules("CC-BY-4.0 AND CC-BY-ND-4.0");
+    assert!(r.contains("N23-NO-DERIVATIVES") && r.contains("N23-ATTRIBUTION"), "{r:?}");
+}
+
+#[test]
+fn a_license_that_is_not_spdx_is_a_recipe_error() {
+    let e = curate::recipe::parse(Path::new("/r/recipe.toml"), &recipe_text(MISTRAL, &local("s", "license = \"mit license\"")))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("is not an SPDX expression"), "{e}");
+}
+
+// ---------------------------------------------------------------------------
+// Subsets and row filters
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_where_that_selects_only_allowed_subsets_turns_mixed_datasets_into_allow() {
+    let human = "where = \"source IN ('data/CoT/gsm_train.json', 'data/CoT/aqua_rat.json', 'data/CoT/MATH_train.json')\"";
+    let a = assess(MISTRAL, &format!("{}{}", hub("mi", "TIGER-Lab/MathInstruct", human), hub("all", "TIGER-Lab/MathInstruct", "")));
+    assert_eq!(verdict(&a, "mi"), Verdict::Allow);
+    let s = a.source("mi").unwrap();
+    let sel: Vec<&str> = s.subsets.iter().filter(|x| x.selected).map(|x| x.name.as_str()).collect();
+    assert_eq!(sel, vec!["cot-gsm8k", "cot-aqua-rat", "cot-math"]);
+    assert!(ids(&a, "mi").contains("N23-EVAL-DECONTAMINATE"));
+    // Unfiltered, the GPT-4 and Llama subsets reject it, and the filter rule says why.
+    assert_eq!(verdict(&a, "all"), Verdict::Reject);
+    assert!(ids(&a, "all").is_superset(&["N23-NO-OPENAI-OUTPUT", "N23-SAME-FAMILY", "N23-SUBSET-FILTER"].map(String::from).into()));
+
+    // A where that lets one GPT-4 file through is rejected again.
+    let a = assess(MISTRAL, &hub("mi", "TIGER-Lab/MathInstruct", "where = \"source NOT LIKE 'data/PoT/%'\""));
+    assert_eq!(verdict(&a, "mi"), Verdict::Reject);
+
+    let keep = "where = \"data_source IN ('ARB', 'scibench', 'guanaco', 'scienceqa', 'reclor', 'tigerbot-kaggle')\"";
+    let a = assess(MISTRAL, &hub("op", "garage-bAInd/Open-Platypus", keep));
+    assert_eq!(verdict(&a, "op"), Verdict::Allow, "{}", a.explain("op").unwrap());
+    let a = assess(MISTRAL, &hub("op", "garage-bAInd/Open-Platypus", ""));
+    assert_eq!(verdict(&a, "op"), Verdict::Reject);
+}
+
+#[test]
+fn a_where_reading_other_columns_is_judged_soundly() {
+    // length(output) may be anything, so the gsm subset may be selected and counts.
+    let a = assess(MISTRAL, &hub("mi", "TIGER-Lab/MathInstruct", "where = \"source = 'data/CoT/gsm_train.json' AND length(output) > 20\""));
+    assert_eq!(verdict(&a, "mi"), Verdict::Allow);
+    let a = assess(MISTRAL, &hub("mi", "TIGER-Lab/MathInstruct", "where = \"source = 'data/CoT/gsm_train.json' OR length(output) > 20\""));
+    assert_eq!(verdict(&a, "mi"), Verdict::Reject, "the OR can select every subset");
+}
+
+#[test]
+fn a_hub_config_selects_a_config_subset() {
+    let a = assess(MISTRAL, &hub("mmlu", "cais/mmlu", "config = \"auxiliary_train\"\nsplit = \"train\""));
+    assert_eq!(verdict(&a, "mmlu"), Verdict::Allow, "{}", a.explain("mmlu").unwrap());
+    let a = assess(MISTRAL, &hub("mmlu", "cais/mmlu", "split = \"test\""));
+    assert_eq!(verdict(&a, "mmlu"), Verdict::Conditional);
+}
+
+// ---------------------------------------------------------------------------
+// Sign-offs
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_signoff_resolves_a_conditional_rule_and_unused_ones_are_reported() {
+    let body = format!(
+        "{}[[policy.signoff]]\nrule = \"N23-EVAL-NOT-TRAIN\"\nsource = \"tq\"\nby = \"ana\"\nreason = \"its only split is the evaluated one; we accept the overlap\"\n\
+         [[policy.signoff]]\nrule = \"N23-LICENSE-KNOWN\"\nsource = \"tq\"\nby = \"ana\"\nreason = \"not needed\"\n",
+        hub("tq", "truthfulqa/truthful_qa", "split = \"validation\"")
+    );
+    let a = assess(MISTRAL, &body);
+    assert_eq!(verdict(&a, "tq"), Verdict::Allow);
+    let f = a.source("tq").unwrap().rules.iter().find(|r| r.id == "N23-EVAL-NOT-TRAIN").unwrap().clone();
+    assert!(f.resolved_by.is_some());
+    let diags = a.diagnostics_text();
+    assert!(diags.contains("curate:signoff-unused") && diags.contains("N23-LICENSE-KNOWN"), "{diags}");
+
+    let body = format!("{}[[policy.signoff]]\nrule = \"N23-NO-OPENAI-OUTPUT\"\nsource = \"a\"\nby = \"x\"\nreason = \"y\"\n", hub("a", "tatsu-lab/alpaca", ""));
+    let a = assess(MISTRAL, &body);
+    assert_eq!(verdict(&a, "a"), Verdict::Reject, "a rejection cannot be signed off");
+    assert!(a.diagnostics_text().contains("curate:signoff-not-conditional"));
+}
+
+// ---------------------------------------------------------------------------
+// Every catalogued dataset, named only by its hub id
+// ---------------------------------------------------------------------------
+
+/// The verdict of every catalogued dataset for a Mistral-7B target, named only by its
+/// hub id (no assertions, no split), and the blocking rules that decide it. Reviewed
+/// entry by entry against the catalog's facts; a new catalog entry must be added here.
+const CATALOGUED: &[(&str, &str, &[&str])] = &[
+    ("cais/mmlu", "conditional", &["N23-EVAL-NOT-TRAIN"]),
+    ("truthfulqa/truthful_qa", "conditional", &["N23-EVAL-NOT-TRAIN"]),
+    ("abisee/cnn_dailymail", "conditional", &["N23-EVAL-NOT-TRAIN"]),
+    ("google/bigbench", "conditional", &["N23-EVAL-NOT-TRAIN"]),
+    ("Samsung/samsum", "conditional", &["N23-EVAL-NOT-TRAIN", "N23-NO-DERIVATIVES"]),
+    ("hendrycks/ethics", "conditional", &["N23-EVAL-NOT-TRAIN"]),
+    ("databricks/databricks-dolly-15k", "allow", &[]),
+    ("OpenAssistant/oasst1", "allow", &[]),
+    ("OpenAssistant/oasst2", "allow", &[]),
+    ("timdettmers/openassistant-guanaco", "allow", &[]),
+    ("GAIR/lima", "allow", &[]),
+    ("HuggingFaceH4/no_robots", "allow", &[]),
+    ("stanfordnlp/SHP", "conditional", &["N23-LICENSE-KNOWN"]),
+    ("nvidia/HelpSteer", "conditional", &["N23-UNKNOWN-PROVENANCE"]),
+    ("bigcode/commitpackft", "allow", &[]),
+    ("TIGER-Lab/MathInstruct", "reject", &["N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID", "N23-GEN-TERMS-UNKNOWN", "N23-NO-OPENAI-OUTPUT", "N23-SAME-FAMILY", "N23-SUBSET-FILTER"]),
+    ("garage-bAInd/Open-Platypus", "reject", &["N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID", "N23-LICENSE-KNOWN", "N23-NO-OPENAI-OUTPUT", "N23-SUBSET-FILTER"]),
+    ("meta-math/MetaMathQA", "reject", &["N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID", "N23-NO-OPENAI-OUTPUT"]),
+    ("openai/gsm8k", "conditional", &["N23-EVAL-NOT-TRAIN"]),
+    ("hendrycks/competition_math", "conditional", &["N23-EVAL-NOT-TRAIN"]),
+    ("deepmind/aqua_rat", "allow", &[]),
+    ("allenai/math_qa", "conditional", &["N23-LICENSE-KNOWN"]),
+    ("wenhu/TheoremQA", "reject", &["N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID", "N23-NO-OPENAI-OUTPUT"]),
+    ("nuprl/leetcode-solutions-python-testgen-gpt4", "reject", &["N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID", "N23-LICENSE-KNOWN", "N23-NO-OPENAI-OUTPUT"]),
+    ("derek-thomas/ScienceQA", "allow", &[]),
+    ("tatsu-lab/alpaca", "reject", &["N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID", "N23-NO-OPENAI-OUTPUT"]),
+    ("yahma/alpaca-cleaned", "reject", &["N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID", "N23-NO-OPENAI-OUTPUT"]),
+    ("vicgalle/alpaca-gpt4", "reject", &["N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID", "N23-NO-OPENAI-OUTPUT"]),
+    ("teknium/GPT4-LLM-Cleaned", "reject", &["N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID", "N23-NO-OPENAI-OUTPUT"]),
+    ("anon8231489123/ShareGPT_Vicuna_unfiltered", "reject", &["N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID", "N23-LICENSE-KNOWN", "N23-NO-OPENAI-OUTPUT"]),
+    ("WizardLM/WizardLM_evol_instruct_70k", "reject", &["N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID", "N23-NO-OPENAI-OUTPUT", "N23-OPEN-DATA"]),
+    ("WizardLM/WizardLM_evol_instruct_V2_196k", "reject", &["N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID", "N23-NO-OPENAI-OUTPUT", "N23-OPEN-DATA"]),
+    ("Open-Orca/OpenOrca", "reject", &["N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID", "N23-NO-OPENAI-OUTPUT"]),
+    ("Open-Orca/SlimOrca", "reject", &["N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID", "N23-NO-OPENAI-OUTPUT"]),
+    ("stingning/ultrachat", "reject", &["N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID", "N23-NO-OPENAI-OUTPUT"]),
+    ("HuggingFaceH4/ultrachat_200k", "reject", &["N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID", "N23-NO-OPENAI-OUTPUT"]),
+    ("sahil2801/CodeAlpaca-20k", "reject", &["N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID", "N23-LICENSE-KNOWN", "N23-NO-OPENAI-OUTPUT"]),
+    ("nomic-ai/gpt4all-j-prompt-generations", "reject", &["N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID", "N23-LICENSE-KNOWN", "N23-NO-OPENAI-OUTPUT"]),
+    ("jondurbin/airoboros-gpt4-1.4.1", "reject", &["N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID", "N23-NO-OPENAI-OUTPUT"]),
+    ("camel-ai/math", "reject", &["N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID", "N23-NO-OPENAI-OUTPUT"]),
+    ("camel-ai/physics", "reject", &["N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID", "N23-NO-OPENAI-OUTPUT"]),
+    ("camel-ai/chemistry", "reject", &["N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID", "N23-NO-OPENAI-OUTPUT"]),
+    ("camel-ai/biology", "reject", &["N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID", "N23-NO-OPENAI-OUTPUT"]),
+    ("yizhongw/self_instruct", "reject", &["N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID", "N23-NO-OPENAI-OUTPUT"]),
+    ("mrm8488/unnatural-instructions-full", "reject", &["N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID", "N23-NO-OPENAI-OUTPUT"]),
+    ("teknium/GPTeacher-General-Instruct", "reject", &["N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID", "N23-NO-OPENAI-OUTPUT"]),
+    ("LDJnr/Capybara", "reject", &["N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID", "N23-NO-OPENAI-OUTPUT"]),
+    ("roneneldan/TinyStories", "reject", &["N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID", "N23-NO-OPENAI-OUTPUT"]),
+    ("lmsys/lmsys-chat-1m", "reject", &["N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID", "N23-GEN-TERMS-UNKNOWN", "N23-LICENSE-KNOWN", "N23-NO-OPENAI-OUTPUT", "N23-SAME-FAMILY"]),
+    ("BAAI/COIG", "reject", &["N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID", "N23-NO-OPENAI-OUTPUT"]),
+    ("codeparrot/self-instruct-starcoder", "reject", &["N23-GEN-APPROVED-BASE"]),
+    ("allenai/tulu-v2-sft-mixture", "reject", &["N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID", "N23-NO-OPENAI-OUTPUT", "N23-SUBSET-FILTER"]),
+    ("Anthropic/hh-rlhf", "reject", &["N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID"]),
+    ("mosaicml/dolly_hhrlhf", "reject", &["N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID"]),
+    ("openai/webgpt_comparisons", "reject", &["N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID", "N23-LICENSE-KNOWN", "N23-NO-OPENAI-OUTPUT"]),
+    ("openai/summarize_from_feedback", "reject", &["N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID", "N23-NO-OPENAI-OUTPUT"]),
+    ("openbmb/UltraFeedback", "reject", &["N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID", "N23-GEN-TERMS-UNKNOWN", "N23-NO-OPENAI-OUTPUT", "N23-SAME-FAMILY"]),
+    ("HuggingFaceH4/ultrafeedback_binarized", "reject", &["N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID", "N23-NO-OPENAI-OUTPUT", "N23-SAME-FAMILY"]),
+    ("Intel/orca_dpo_pairs", "reject", &["N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID", "N23-NO-OPENAI-OUTPUT", "N23-SAME-FAMILY"]),
+    ("allenai/dolma", "allow", &[]),
+    ("togethercomputer/RedPajama-Data-1T", "conditional", &["N23-LICENSE-KNOWN", "N23-SUBSET-FILTER"]),
+    ("tiiuae/falcon-refinedweb", "allow", &[]),
+    ("SirNeural/flan_v2", "allow", &[]),
+    ("Muennighoff/natural-instructions", "allow", &[]),
+    ("bigscience/P3", "allow", &[]),
+    ("bigscience/xP3", "allow", &[]),
+    ("kaist-ai/CoT-Collection", "reject", &["N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID", "N23-LICENSE-KNOWN", "N23-NO-OPENAI-OUTPUT"]),
+];
+
+#[test]
+fn check_gives_the_catalogued_verdict_for_every_catalogued_dataset() {
+    let mut body = String::new();
+    let mut ids_in_catalog = Vec::new();
+    for f in std::fs::read_dir(repo().join("licenses/catalog")).unwrap().flatten() {
+        let v: toml::Value = toml::from_str(&std::fs::read_to_string(f.path()).unwrap()).unwrap();
+        for ds in v["dataset"].as_array().unwrap() {
+            ids_in_catalog.push(ds["id"].as_str().unwrap().to_string());
+        }
+    }
+    ids_in_catalog.sort();
+    for (i, id) in ids_in_catalog.iter().enumerate() {
+        if id.contains(':') {
+            // Not a hub dataset (`github:nyu-mll/BBQ`): `hf` cannot name it.
+            continue;
+        }
+        body.push_str(&hub(&format!("s{i}"), id, ""));
+    }
+    let d = Dir::new();
+    let recipe = d.write("recipe.toml", recipe_text(MISTRAL, &body));
+    let o = d.curate(&["check", recipe.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(1), "some catalogued datasets are rejected:\n{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mut seen = BTreeSet::new();
+    for s in v["sources"].as_array().unwrap() {
+        let id = s["id"].as_str().unwrap();
+        let (_, want, rules) = CATALOGUED.iter().find(|c| c.0 == id).unwrap_or_else(|| panic!("{id} is not in CATALOGUED"));
+        assert_eq!(s["verdict"], *want, "{id}");
+        let got: BTreeSet<&str> = s["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| matches!(r["severity"].as_str(), Some("reject" | "conditional")) && r.get("resolved_by").is_none())
+            .map(|r| r["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(got, rules.iter().copied().collect::<BTreeSet<_>>(), "{id}");
+        seen.insert(id.to_string());
+    }
+    let hub_ids: BTreeSet<String> = ids_in_catalog.into_iter().filter(|i| !i.contains(':')).collect();
+    assert_eq!(seen, hub_ids, "every catalogued hub dataset is judged");
+    assert_eq!(CATALOGUED.len(), hub_ids.len(), "CATALOGUED lists an id the catalog no longer has");
+}
+
+// ---------------------------------------------------------------------------
+// The commands
+// ---------------------------------------------------------------------------
+
+fn write_recipe(d: &Dir, target: &str, body: &str) -> String {
+    d.write("recipe.toml", recipe_text(target, body)).to_str().unwrap().to_string()
+}
+
+#[test]
+fn check_exit_codes_are_0_allowed_1_refused_2_bad_input() {
+    let d = Dir::new();
+    let r = write_recipe(&d, MISTRAL, &hub("dolly", "databricks/databricks-dolly-15k", ""));
+    let o = d.curate(&["check", &r]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let table = String::from_utf8(o.stdout).unwrap();
+    assert!(table.contains("dolly") && table.contains("allow"), "{table}");
+
+    let r = write_recipe(&d, MISTRAL, &hub("a", "tatsu-lab/alpaca", ""));
+    assert_eq!(d.curate(&["check", &r]).status.code(), Some(1));
+    let r = write_recipe(&d, MISTRAL, &hub("tq", "truthfulqa/truthful_qa", "split = \"validation\""));
+    assert_eq!(d.curate(&["check", &r]).status.code(), Some(1), "an unresolved conditional source fails");
+    let r = write_recipe(&d, "meta-llama/Llama-2-7b-chat-hf", &hub("dolly", "databricks/databricks-dolly-15k", ""));
+    assert_eq!(d.curate(&["check", &r]).status.code(), Some(1), "a rejected target fails");
+
+    // Bad input: an unknown policy, a sign-off naming no rule, a missing target, a typo.
+    let r = d.write("bad1.toml", recipe_text(MISTRAL, &hub("d", "databricks/databricks-dolly-15k", "")).replace("neurips-2023", "neurips-2024"));
+    let err = fails(&d.curate(&["check", r.to_str().unwrap()]));
+    assert!(err.contains("unknown policy `neurips-2024`"), "{err}");
+    let r = d.write(
+        "bad2.toml",
+        recipe_text(MISTRAL, &format!("{}[[policy.signoff]]\nrule = \"N23-EVAL-NOT-TRIAN\"\nsource = \"d\"\nby = \"x\"\nreason = \"y\"\n", hub("d", "databricks/databricks-dolly-15k", ""))),
+    );
+    let err = fails(&d.curate(&["check", r.to_str().unwrap()]));
+    assert!(err.contains("did you mean `N23-EVAL-NOT-TRAIN`?"), "{err}");
+    let r = d.write("bad3.toml", "[recipe]\nname = \"t\"\n[policy]\nuse = \"neurips-2023\"\n[[source]]\nname = \"d\"\nhf = \"databricks/databricks-dolly-15k\"\nformat = \"text\"\n");
+    let err = fails(&d.curate(&["check", r.to_str().unwrap()]));
+    assert!(err.contains("`[policy]` needs `[target] model`"), "{err}");
+    let r = d.write("bad4.toml", recipe_text(MISTRAL, &hub("d", "databricks/databricks-dolly-15k", "overide = { license = \"MIT\" }")));
+    let err = fails(&d.curate(&["check", r.to_str().unwrap()]));
+    assert!(err.contains("did you mean `override`?"), "{err}");
+    let r = d.write("bad5.toml", recipe_text(MISTRAL, &hub("d", "databricks/databricks-dolly-15k", "override = { license = \"MIT\" }")));
+    let err = fails(&d.curate(&["check", r.to_str().unwrap()]));
+    assert!(err.contains("`override` needs a `reason`"), "{err}");
+    let r = d.write("bad6.toml", "[recipe]\nname = \"t\"\n[[source]]\nname = \"d\"\npath = \"x.jsonl\"\nformat = \"text\"\n");
+    let err = fails(&d.curate(&["check", r.to_str().unwrap()]));
+    assert!(err.contains("has no `[policy]`"), "{err}");
+}
+
+/// The JSON users and tools read, reduced to what must stay stable.
+#[test]
+fn check_json_shape() {
+    let d = Dir::new();
+    let body = format!("{}{}", hub("dolly", "databricks/databricks-dolly-15k", ""), hub("alpaca", "tatsu-lab/alpaca", ""));
+    let r = write_recipe(&d, MISTRAL, &body);
+    let o = d.curate(&["check", &r, "--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stdout is JSON only");
+    let reduced: Vec<serde_json::Value> = v["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "name": s["name"], "verdict": s["verdict"],
+                "rules": s["rules"].as_array().unwrap().iter().map(|r| format!("{} {}", r["severity"].as_str().unwrap(), r["id"].as_str().unwrap())).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let want = serde_json::json!([
+        { "name": "dolly", "verdict": "allow", "rules": [
+            "warn N23-RELEASE-MIT-APACHE", "info N23-ATTRIBUTION", "info N23-SHARE-ALIKE", "info N23-ORGANIZER-EXAMPLE" ] },
+        { "name": "alpaca", "verdict": "reject", "rules": [
+            "reject N23-NO-OPENAI-OUTPUT", "reject N23-GEN-APPROVED-BASE", "reject N23-GEN-TERMS-FORBID",
+            "warn N23-NON-COMMERCIAL", "warn N23-RELEASE-MIT-APACHE", "info N23-ATTRIBUTION" ] },
+    ]);
+    assert_eq!(serde_json::Value::Array(reduced), want);
+    assert_eq!(v["verdict"], "reject");
+    assert_eq!(v["policy"]["id"], "neurips-2023");
+    assert_eq!(v["target"]["verdict"], "allow");
+    // Each rule's facts, each with its origins.
+    let rule = &v["sources"][1]["rules"][0];
+    assert_eq!(rule["facts"][0]["fact"], "item.vendor");
+    assert_eq!(rule["facts"][0]["item"], "openai/text-davinci-003");
+    assert_eq!(rule["facts"][0]["value"], "openai");
+    let kinds: Vec<&str> = rule["facts"][0]["from"].as_array().unwrap().iter().map(|f| f["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, vec!["catalog", "models"]);
+    assert_eq!(rule["facts"][0]["from"][0]["dataset"], "tatsu-lab/alpaca");
+    assert!(rule["cite"][0]["url"].as_str().unwrap().starts_with("https://"));
+}
+
+#[test]
+fn explain_prints_the_whole_trace() {
+    let d = Dir::new();
+    let r = write_recipe(&d, MISTRAL, &hub("uc", "stingning/ultrachat", ""));
+    let o = d.curate(&["explain", &r, "uc"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let t = String::from_utf8(o.stdout).unwrap();
+    for want in [
+        "verdict: reject",
+        "[reject] N23-NO-OPENAI-OUTPUT",
+        "item.vendor of `openai/gpt-3.5-turbo` = \"openai\"",
+        "hub card of `stingning/ultrachat`, as recorded in the catalog",
+        "disagreements (reported, never hidden):",
+        "[warn] N23-CARD-DISAGREES",
+        "rules that did not fire:",
+        "cites challenge <https://llm-efficiency-challenge.github.io/challenge>",
+    ] {
+        assert!(t.contains(want), "missing {want:?} in:\n{t}");
+    }
+    let err = fails(&d.curate(&["explain", &r, "u"]));
+    assert!(err.contains("has no source `u`"), "{err}");
+}
+
+#[test]
+fn run_excludes_a_rejected_source_and_writes_the_dataset_card_and_notice() {
+    let d = Dir::new();
+    d.write("data/good.jsonl", "{\"text\": \"a note written by us about rain gauges\"}\n{\"text\": \"another note about bread hydration\"}\n");
+    d.write("data/gpt.jsonl", "{\"text\": \"as an ai language model\"}\n");
+    let body = "[[source]]\nname = \"good\"\npath = \"data/good.jsonl\"\nformat = \"text\"\nlicense = \"CC-BY-4.0\"\norigin = \"human\"\ngenerated_by = []\n\
+                [[source]]\nname = \"gpt\"\npath = \"data/gpt.jsonl\"\nformat = \"text\"\nlicense = \"MIT\"\norigin = \"model\"\ngenerated_by = [\"openai/gpt-4\"]\n\
+                [[policy.signoff]]\nrule = \"N23-SELF-MADE-PUBLIC\"\nsource = \"good\"\nby = \"ana\"\nreason = \"published at https://example.org/notes\"\n";
+    let r = write_recipe(&d, MISTRAL, body);
+    let o = d.curate(&[&r]);
+    ok(&o);
+    let out = d.out();
+    let report = report(&out);
+    let c = &report["compliance"];
+    assert_eq!(c["sources"][1]["name"], "gpt");
+    assert_eq!(c["sources"][1]["excluded"], true);
+    assert_eq!(c["sources"][1]["verdict"], "reject");
+    assert!(c["sources"][1]["rules"].as_array().unwrap().iter().any(|r| r["id"] == "N23-NO-OPENAI-OUTPUT" && !r["facts"].as_array().unwrap().is_empty()));
+    assert_eq!(c["sources"][0]["verdict"], "allow");
+    assert_eq!(report["totals"]["documents_kept"], 2, "the rejected source is not read");
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("## Compliance") && md.contains("reject (excluded, not read)"), "{md}");
+
+    let card = std::fs::read_to_string(out.join("README.md")).unwrap();
+    assert!(card.starts_with("---\nlicense: cc-by-4.0\n"), "{card}");
+    assert!(card.contains("source_datasets:\n- \"original\"\n"), "{card}");
+    assert!(card.contains("tags:\n- curate\n- \"neurips-2023\"\n"), "{card}");
+    assert!(card.contains("| gpt | `data/gpt.jsonl` | MIT | reject (excluded) |"), "{card}");
+    let notice = std::fs::read_to_string(out.join("NOTICE")).unwrap();
+    assert!(notice.contains("Combined license of the kept data: CC-BY-4.0"), "{notice}");
+    assert!(notice.contains("- data/good.jsonl (good), licensed CC-BY-4.0."), "{notice}");
+    assert!(!notice.contains("gpt"), "{notice}");
+}
+
+#[test]
+fn run_stops_on_an_unresolved_conditional_source_with_exit_1() {
+    let d = Dir::new();
+    d.write("data/x.jsonl", "{\"text\": \"hello there\"}\n");
+    let r = write_recipe(&d, MISTRAL, "[[source]]\nname = \"x\"\npath = \"data/x.jsonl\"\nformat = \"text\"\nlicense = \"MIT\"\n");
+    let o = d.curate(&[&r]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("conditional sources are unresolved: `x`"), "{err}");
+    assert!(!d.out().exists(), "nothing is written");
+}
+
+#[test]
+fn run_refuses_a_hub_source_without_a_local_copy() {
+    let d = Dir::new();
+    let r = write_recipe(&d, MISTRAL, &hub("dolly", "databricks/databricks-dolly-15k", ""));
+    let err = fails(&d.curate(&[&r]));
+    assert!(err.contains("fetching from the hub is not available yet"), "{err}");
+}
+
+#[test]
+fn the_policy_table_in_docs_is_up_to_date() {
+    let data = Data::bundled().unwrap();
+    let policy = data.policy("neurips-2023", Path::new(".")).unwrap();
+    let mut table = String::from("| rule | scope | severity | what it checks | cites |\n|---|---|---|---|---|\n");
+    for r in &policy.rules {
+        let cites: Vec<String> = r
+            .cite
+            .iter()
+            .map(|c| format!("[{}]({})", c.source, policy.sources[&c.source].url))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let lic: Vec<String> = r.license_cite.iter().map(|l| format!("{} {}", l.license, l.clause)).collect();
+        let mut cite = cites.join(", ");
+        if !lic.is_empty() {
+            cite.push_str(&format!("; {}", lic.join(", ")));
+        }
+        table.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} |\n",
+            r.id,
+            if r.scope == curate::compliance::cfg::Scope::Target { "target" } else { "source" },
+            r.severity.as_str(),
+            r.description.replace('|', "\\|"),
+            cite
+        ));
+    }
+    let path = repo().join("docs/compliance.md");
+    let doc = std::fs::read_to_string(&path).unwrap();
+    let (start, end) = ("<!-- rules:start -->\n", "<!-- rules:end -->");
+    let a = doc.find(start).expect("start marker") + start.len();
+    let b = doc.find(end).expect("end marker");
+    if doc[a..b] != table {
+        if std::env::var_os("CURATE_UPDATE_DOCS").is_some() {
+            std::fs::write(&path, format!("{}{table}{}", &doc[..a], &doc[b..])).unwrap();
+        } else {
+            panic!("docs/compliance.md's rule table is stale; run `CURATE_UPDATE_DOCS=1 cargo test --test compliance the_policy_table` and commit");
+        }
+    }
+}
