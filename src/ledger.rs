@@ -2,7 +2,7 @@
 //! that stopped it, the measured value and a detail a person can check.
 //!
 //! Drop reasons are a closed enum with stable string ids (`filter.min_chars`,
-//! `dedup.exact`, …), documented in `docs/ledger.md`; nothing is dropped without one.
+//! `dedup.exact`, …), documented in `docs/outputs.md`; nothing is dropped without one.
 
 use crate::document::Locator;
 
@@ -13,18 +13,34 @@ pub enum Stage {
     Select,
     Map,
     Filter,
+    /// Quality presets, language identification and the chatbot-output detector.
+    Quality,
     Dedup,
+    NearDedup,
+    Decontam,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 5] = [Stage::Read, Stage::Select, Stage::Map, Stage::Filter, Stage::Dedup];
+    pub const ALL: [Stage; 8] = [
+        Stage::Read,
+        Stage::Select,
+        Stage::Map,
+        Stage::Filter,
+        Stage::Quality,
+        Stage::Dedup,
+        Stage::NearDedup,
+        Stage::Decontam,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Read => "read",
             Stage::Select => "select",
             Stage::Map => "map",
             Stage::Filter => "filter",
+            Stage::Quality => "quality",
             Stage::Dedup => "dedup",
+            Stage::NearDedup => "near_dedup",
+            Stage::Decontam => "decontam",
         }
     }
 }
@@ -60,10 +76,52 @@ pub enum Rule {
     KeepRegex,
     /// The same normalised content was kept from an earlier (or higher-priority) source.
     ExactDuplicate,
+    /// Gopher quality: word count outside 50..=100,000.
+    GopherWordCount,
+    /// Gopher quality: mean word length outside 3..=10 characters.
+    GopherMeanWordLength,
+    /// Gopher quality: `#` symbols per word above 0.1.
+    GopherHashRatio,
+    /// Gopher quality: ellipses per word above 0.1.
+    GopherEllipsisRatio,
+    /// Gopher quality: more than 90% of lines start with a bullet.
+    GopherBulletLines,
+    /// Gopher quality: more than 30% of lines end with an ellipsis.
+    GopherEllipsisLines,
+    /// Gopher quality: fewer than 80% of words contain a letter.
+    GopherAlphaWords,
+    /// Gopher quality: fewer than two of the English stop words.
+    GopherStopWords,
+    /// Gopher repetition: fraction of duplicate lines.
+    RepetitionDupLines,
+    /// Gopher repetition: fraction of duplicate paragraphs.
+    RepetitionDupParagraphs,
+    /// Gopher repetition: fraction of characters in duplicate lines.
+    RepetitionDupLineChars,
+    /// Gopher repetition: fraction of characters in duplicate paragraphs.
+    RepetitionDupParagraphChars,
+    /// Gopher repetition: characters in the most frequent 2-, 3- or 4-gram.
+    RepetitionTopNgram,
+    /// Gopher repetition: characters in repeated 5- to 10-grams.
+    RepetitionDupNgram,
+    /// C4: the page contains "lorem ipsum".
+    C4LoremIpsum,
+    /// C4: the page contains a curly bracket.
+    C4CurlyBracket,
+    /// C4: fewer than 3 sentences left after C4's line rules.
+    C4TooFewSentences,
+    /// The detected language is not an allowed one, with enough confidence.
+    Language,
+    /// A phrase typical of chatbot output ("As an AI language model").
+    AiPhrases,
+    /// In a cluster of near-duplicates whose kept document came first.
+    NearDuplicate,
+    /// Shares an n-gram with an evaluation item.
+    Contaminated,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 16] = [
+    pub const ALL: [Rule; 37] = [
         Rule::Malformed,
         Rule::InvalidUtf8,
         Rule::TooLarge,
@@ -80,6 +138,27 @@ impl Rule {
         Rule::DropRegex,
         Rule::KeepRegex,
         Rule::ExactDuplicate,
+        Rule::GopherWordCount,
+        Rule::GopherMeanWordLength,
+        Rule::GopherHashRatio,
+        Rule::GopherEllipsisRatio,
+        Rule::GopherBulletLines,
+        Rule::GopherEllipsisLines,
+        Rule::GopherAlphaWords,
+        Rule::GopherStopWords,
+        Rule::RepetitionDupLines,
+        Rule::RepetitionDupParagraphs,
+        Rule::RepetitionDupLineChars,
+        Rule::RepetitionDupParagraphChars,
+        Rule::RepetitionTopNgram,
+        Rule::RepetitionDupNgram,
+        Rule::C4LoremIpsum,
+        Rule::C4CurlyBracket,
+        Rule::C4TooFewSentences,
+        Rule::Language,
+        Rule::AiPhrases,
+        Rule::NearDuplicate,
+        Rule::Contaminated,
     ];
 
     pub fn id(self) -> &'static str {
@@ -100,6 +179,27 @@ impl Rule {
             Rule::DropRegex => "filter.drop_regex",
             Rule::KeepRegex => "filter.keep_regex",
             Rule::ExactDuplicate => "dedup.exact",
+            Rule::GopherWordCount => "quality.gopher_word_count",
+            Rule::GopherMeanWordLength => "quality.gopher_mean_word_length",
+            Rule::GopherHashRatio => "quality.gopher_hash_ratio",
+            Rule::GopherEllipsisRatio => "quality.gopher_ellipsis_ratio",
+            Rule::GopherBulletLines => "quality.gopher_bullet_lines",
+            Rule::GopherEllipsisLines => "quality.gopher_ellipsis_lines",
+            Rule::GopherAlphaWords => "quality.gopher_alpha_words",
+            Rule::GopherStopWords => "quality.gopher_stop_words",
+            Rule::RepetitionDupLines => "quality.repetition_dup_lines",
+            Rule::RepetitionDupParagraphs => "quality.repetition_dup_paragraphs",
+            Rule::RepetitionDupLineChars => "quality.repetition_dup_line_chars",
+            Rule::RepetitionDupParagraphChars => "quality.repetition_dup_paragraph_chars",
+            Rule::RepetitionTopNgram => "quality.repetition_top_ngram",
+            Rule::RepetitionDupNgram => "quality.repetition_dup_ngram",
+            Rule::C4LoremIpsum => "quality.c4_lorem_ipsum",
+            Rule::C4CurlyBracket => "quality.c4_curly_bracket",
+            Rule::C4TooFewSentences => "quality.c4_too_few_sentences",
+            Rule::Language => "quality.language",
+            Rule::AiPhrases => "quality.ai_phrases",
+            Rule::NearDuplicate => "near_dedup.minhash",
+            Rule::Contaminated => "decontam.ngram",
         }
     }
 
@@ -116,6 +216,27 @@ impl Rule {
             | Rule::DropRegex
             | Rule::KeepRegex => Stage::Filter,
             Rule::ExactDuplicate => Stage::Dedup,
+            Rule::GopherWordCount
+            | Rule::GopherMeanWordLength
+            | Rule::GopherHashRatio
+            | Rule::GopherEllipsisRatio
+            | Rule::GopherBulletLines
+            | Rule::GopherEllipsisLines
+            | Rule::GopherAlphaWords
+            | Rule::GopherStopWords
+            | Rule::RepetitionDupLines
+            | Rule::RepetitionDupParagraphs
+            | Rule::RepetitionDupLineChars
+            | Rule::RepetitionDupParagraphChars
+            | Rule::RepetitionTopNgram
+            | Rule::RepetitionDupNgram
+            | Rule::C4LoremIpsum
+            | Rule::C4CurlyBracket
+            | Rule::C4TooFewSentences
+            | Rule::Language
+            | Rule::AiPhrases => Stage::Quality,
+            Rule::NearDuplicate => Stage::NearDedup,
+            Rule::Contaminated => Stage::Decontam,
         }
     }
 
@@ -132,7 +253,7 @@ pub struct DropReason {
     /// What was measured (a length, a byte count), when the rule measures something.
     pub value: Option<f64>,
     pub detail: String,
-    /// For duplicates: the id of the document that was kept.
+    /// For exact and near duplicates: the id of the document that was kept.
     pub duplicate_of: Option<u128>,
 }
 
