@@ -95,4 +95,52 @@ mod tests {
         assert_eq!(fmt_num(3.0), "3");
         assert_eq!(fmt_num(0.123456), "0.1235");
     }
+
+    /// Throughput of each check on ordinary prose; run with
+    /// `cargo test --lib quality::tests::bench -- --ignored --nocapture` (numbers are
+    /// only meaningful with optimisation).
+    #[test]
+    #[ignore]
+    fn bench_checks_per_mb() {
+        // Varied prose: sentences of words drawn by a small generator, with a phone number.
+        const WORDS: [&str; 24] = [
+            "river", "town", "people", "learned", "floods", "spring", "farmers", "moved", "animals", "higher",
+            "ground", "merchants", "goods", "wooden", "shelves", "water", "children", "taught", "swim", "boatmen",
+            "stories", "storms", "channels", "valley",
+        ];
+        let mut state = 1u64;
+        let mut word = || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            WORDS[(state >> 33) as usize % WORDS.len()]
+        };
+        let docs: Vec<String> = (0..2000)
+            .map(|i| {
+                let mut d = format!("Report {i}. Call 555-123-4567 about it.\n");
+                for s in 0..10 + i % 60 {
+                    d.push_str("The ");
+                    for _ in 0..12 {
+                        d.push_str(word());
+                        d.push(' ');
+                    }
+                    d.push_str(if s % 4 == 3 { "and that is all.\n\n" } else { "of the day. " });
+                }
+                d
+            })
+            .collect();
+        let mb = docs.iter().map(|d| d.len()).sum::<usize>() as f64 / 1e6;
+        let time = |name: &str, f: &dyn Fn(&str) -> bool| {
+            let t = std::time::Instant::now();
+            let n = docs.iter().filter(|d| f(d)).count();
+            let s = t.elapsed().as_secs_f64();
+            eprintln!("{name:<18} {:>7.1} MB/s ({n} of {} flagged)", mb / s, docs.len());
+        };
+        let (g, r, c, l) =
+            (GopherQualityConfig::default(), RepetitionConfig::default(), C4Config::default(), LanguageConfig::default());
+        time("gopher quality", &|d| check_gopher_quality(d, &g).is_some());
+        time("gopher repetition", &|d| check_repetition(d, &r).is_some());
+        time("c4", &|d| check_c4(d, &c).is_some());
+        time("language", &|d| check_language(d, &l).is_some());
+        time("ai phrases", &|d| find_ai_phrase(d).is_some());
+        time("pii", &|d| redact(d).counts.total() > 0);
+    }
 }

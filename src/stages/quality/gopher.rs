@@ -109,7 +109,7 @@ pub fn check_gopher_quality(text: &str, cfg: &GopherQualityConfig) -> Option<Qua
         }
         lower.clear();
         lower.extend(w.chars().flat_map(char::to_lowercase));
-        if cfg.stop_words.iter().any(|s| *s == lower) {
+        if cfg.stop_words.contains(&lower) {
             stops += 1;
         }
     }

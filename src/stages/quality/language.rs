@@ -8,6 +8,10 @@
 //! a guess is not evidence. The default `min_confidence` of 0.5 is this project's
 //! choice, not a published threshold; whatlang itself calls a detection "reliable"
 //! above 0.9 (`Info::is_reliable`).
+//!
+//! Only the first `sample_bytes` of a text are read (4,000 by default, cut at a
+//! character boundary): whatlang's cost grows with the text, and a few thousand
+//! characters settle the language of all but mixed-language documents.
 
 pub use whatlang::Lang;
 
@@ -21,11 +25,13 @@ pub struct LanguageConfig {
     pub min_confidence: f64,
     /// Texts with fewer characters than this are not judged.
     pub min_chars: usize,
+    /// Bytes read from the start of a text.
+    pub sample_bytes: usize,
 }
 
 impl Default for LanguageConfig {
     fn default() -> Self {
-        LanguageConfig { allowed: vec![Lang::Eng], min_confidence: 0.5, min_chars: 20 }
+        LanguageConfig { allowed: vec![Lang::Eng], min_confidence: 0.5, min_chars: 20, sample_bytes: 4000 }
     }
 }
 
@@ -60,10 +66,15 @@ pub fn detect(text: &str) -> Option<Detected> {
 
 /// `None` keeps the document.
 pub fn check_language(text: &str, cfg: &LanguageConfig) -> Option<QualityDrop> {
-    if text.chars().count() < cfg.min_chars {
+    let mut cut = cfg.sample_bytes.min(text.len());
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let sample = &text[..cut];
+    if sample.chars().count() < cfg.min_chars {
         return None;
     }
-    let d = detect(text)?;
+    let d = detect(sample)?;
     if cfg.allowed.contains(&d.lang) || d.confidence < cfg.min_confidence {
         return None;
     }
@@ -110,6 +121,17 @@ mod tests {
         assert_eq!(check_language("12345 67890 = 2 + 2 * 3 ### ----", &cfg), None, "no letters");
         let strict = LanguageConfig { min_confidence: 1.01, ..Default::default() };
         assert_eq!(check_language(DE, &strict), None, "below the confidence needed to act");
+    }
+
+    #[test]
+    fn only_the_start_is_read() {
+        let cfg = LanguageConfig { sample_bytes: 60, ..Default::default() };
+        let mixed = format!("{EN} {}", DE.repeat(20));
+        assert_eq!(check_language(&mixed, &cfg), None);
+        assert!(check_language(&mixed, &LanguageConfig { sample_bytes: 100_000, ..cfg }).is_some());
+        // A cut inside a multi-byte character moves back to its start.
+        let cfg = LanguageConfig { sample_bytes: 5, min_chars: 1, ..Default::default() };
+        assert_eq!(check_language("déjà vu", &cfg), None);
     }
 
     #[test]
