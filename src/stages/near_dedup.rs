@@ -532,6 +532,17 @@ impl NearDedupResult {
     pub fn is_dropped(&self, i: usize) -> bool {
         self.get(i).is_some()
     }
+
+    /// The documents the evidence refers to (survivors and matched documents), sorted:
+    /// the ones whose ids a second pass must remember to write the ledger. A survivor
+    /// always comes before the documents it replaces; a matched document almost always
+    /// does (only when a document's sole links go to later documents does it not).
+    pub fn referenced(&self) -> Vec<usize> {
+        let mut v: Vec<usize> = self.duplicates.iter().flat_map(|d| [d.survivor, d.matched]).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
 }
 
 /// Union-find with the smaller index as root, so a cluster's root is its survivor.
@@ -601,7 +612,8 @@ pub fn resolve(
         let next = cluster_of.len();
         cluster_of.insert(r, next);
     }
-    // Best evidence per dropped document: a direct link to the survivor wins, then the
+    // Best evidence per dropped document: a direct link to the survivor wins, then a
+    // link to an earlier document (so a streaming pass has seen it already), then the
     // most similar link, then the lowest partner.
     let mut best: HashMap<u32, (u32, f64, u16)> = HashMap::new();
     let mut offer = |d: u32, partner: u32, s: f64, bands: u16, roots: &[u32]| {
@@ -609,7 +621,7 @@ pub fn resolve(
             return;
         }
         let root = roots[d as usize];
-        let rank = |p: u32, s: f64| (p == root, s, std::cmp::Reverse(p));
+        let rank = |p: u32, s: f64| (p == root, p < d, s, std::cmp::Reverse(p));
         match best.get(&d) {
             Some(&(bp, bs, _)) if rank(bp, bs) >= rank(partner, s) => {}
             _ => {
@@ -869,6 +881,10 @@ mod tests {
         let r = cluster(&table_of(&docs, &h, cfg.bands), &cfg);
         assert_eq!(r.clusters, 1);
         assert_eq!(r.duplicates.iter().map(|d| (d.doc, d.survivor)).collect::<Vec<_>>(), [(1, 0), (2, 0), (3, 0)]);
+        for d in &r.duplicates {
+            assert!(d.matched < d.doc, "evidence points back: {d:?}");
+        }
+        assert_eq!(r.referenced().first(), Some(&0));
     }
 
     fn score(p: &Planted, r: &NearDedupResult) -> (f64, f64) {
