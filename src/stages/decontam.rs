@@ -20,9 +20,9 @@
 //! ```
 //! use curate::stages::decontam::{DecontamConfig, EvalIndex, EvalItem};
 //! let mut index = EvalIndex::new(&DecontamConfig::default());
-//! index.insert(&EvalItem::new("gsm8k", "test/0", "Janet's ducks lay 16 eggs per day. She eats three for breakfast every morning."));
-//! let hit = index.first_match("Copied: janet's ducks lay 16 eggs per day; she eats three for breakfast!").unwrap();
-//! assert_eq!((hit.benchmark.as_str(), hit.item_id.as_str()), ("gsm8k", "test/0"));
+//! index.insert(&EvalItem::new("math", "q1", "Omar plants 7 rows of tulips with 12 bulbs in each row. How many bulbs does he plant?"));
+//! let hit = index.first_match("Copied: OMAR plants 7 rows of tulips, with 12 bulbs in each row! How many?").unwrap();
+//! assert_eq!((hit.benchmark.as_str(), hit.item_id.as_str()), ("math", "q1"));
 //! ```
 
 pub mod helm;
@@ -338,12 +338,12 @@ mod tests {
         (
             "gsm8k",
             "test/0",
-            "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did Natalia sell altogether in April and May?",
+            "Priya baked 36 muffins for the school fair and sold two thirds of them before noon. How many muffins were left for the afternoon?",
         ),
         (
             "gsm8k",
             "test/1",
-            "Weng earns $12 an hour for babysitting. Yesterday, she just did 50 minutes of babysitting. How much did she earn?",
+            "Tomas walks his dog for $9 an hour. Yesterday, he walked it for 40 minutes only. How much did he earn?",
         ),
         ("mmlu:philosophy", "test/7", "Which of the following best describes the categorical imperative?"),
         ("bbq:all", "Age/3", "Who was not comfortable using the phone?"),
@@ -359,12 +359,12 @@ mod tests {
         let ix = index(&DecontamConfig::default());
         let s = ix.stats();
         assert_eq!((s.items, s.short_items, s.skipped_items), (3, 1, 1), "{s:?}");
-        let doc = "Here is a homework set.\n\nQ: WENG earns $12 an hour for babysitting; yesterday she just did 50 \
-                   minutes of babysitting... how much did she earn? A: 10";
+        let doc = "Here is a homework set.\n\nQ: TOMAS walks his dog for $9 an hour; yesterday he walked it for 40 \
+                   minutes only... how much did he earn? A: 6";
         let hit = ix.first_match(doc).unwrap();
         assert_eq!((hit.benchmark.as_str(), hit.item_id.as_str(), hit.words), ("gsm8k", "test/1", 13));
-        assert!(hit.ngram.starts_with("WENG earns $12"), "{}", hit.ngram);
-        assert_eq!(&doc[hit.start..hit.start + 4], "WENG");
+        assert!(hit.ngram.starts_with("TOMAS walks his dog for $9"), "{}", hit.ngram);
+        assert_eq!(&doc[hit.start..hit.start + 5], "TOMAS");
         let r = hit.drop_reason();
         assert_eq!(r.rule, Rule::Contaminated);
         assert!(r.detail.contains("`gsm8k` item `test/1`"), "{}", r.detail);
@@ -386,10 +386,10 @@ mod tests {
     fn clean_text_is_not_flagged() {
         let ix = index(&DecontamConfig::default());
         let clean = [
-            "Natalia sold clips to her friends and then went home to read about the categorical imperative.",
-            "Weng earns money for babysitting and spends it on books about April and May.",
+            "Priya baked muffins for the school fair and then went home to read about the categorical imperative.",
+            "Tomas walks his dog every hour and spends his money on books about dogs.",
             "",
-            "How many clips did Natalia sell? Nobody knows, said the reporter in April.",
+            "How many muffins were left? Nobody knows, said the reporter at the fair.",
         ];
         for c in clean {
             assert!(ix.first_match(c).is_none(), "{c}");

@@ -301,9 +301,9 @@ mod tests {
 
     #[test]
     fn secrets() {
-        let text = "key sk-abcdefghijklmnopqrstuvwx12 aws AKIAIOSFODNN7EXAMPLE gh ghp_abcdefghijklmnopqrstuvwxyz0123456789 \
+        let text = "key sk-abcdefghijklmnopqrstuvwx12 aws AKIAZZZZEXAMPLE12345 gh ghp_abcdefghijklmnopqrstuvwxyz0123456789 \
                     google AIzaSyA1234567890abcdefghijklmnopqrstuv hf hf_abcdefghijklmnopqrstuvwxyz012345\n\
-                    aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n\
+                    aws_secret_access_key = abcdEFGHijklMNOPqrstUVWXyz0123456789/+AB\n\
                     -----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----";
         let (t, c) = red(text);
         assert_eq!(c.secret, 7, "{t}");
