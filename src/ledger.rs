@@ -2,7 +2,7 @@
 //! that stopped it, the measured value and a detail a person can check.
 //!
 //! Drop reasons are a closed enum with stable string ids (`filter.min_chars`,
-//! `dedup.exact`, …), documented in `docs/ledger.md`; nothing is dropped without one.
+//! `dedup.exact`, …), documented in `docs/outputs.md`; nothing is dropped without one.
 
 use crate::document::Locator;
 
@@ -13,21 +13,38 @@ pub enum Stage {
     Select,
     Map,
     Filter,
+    /// Quality presets, language identification and the chatbot-output detector.
+    Quality,
     Dedup,
+    NearDedup,
+    Decontam,
     Tokenize,
     Mix,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 7] =
-        [Stage::Read, Stage::Select, Stage::Map, Stage::Filter, Stage::Dedup, Stage::Tokenize, Stage::Mix];
+    pub const ALL: [Stage; 10] = [
+        Stage::Read,
+        Stage::Select,
+        Stage::Map,
+        Stage::Filter,
+        Stage::Quality,
+        Stage::Dedup,
+        Stage::NearDedup,
+        Stage::Decontam,
+        Stage::Tokenize,
+        Stage::Mix,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Read => "read",
             Stage::Select => "select",
             Stage::Map => "map",
             Stage::Filter => "filter",
+            Stage::Quality => "quality",
             Stage::Dedup => "dedup",
+            Stage::NearDedup => "near_dedup",
+            Stage::Decontam => "decontam",
             Stage::Tokenize => "tokenize",
             Stage::Mix => "mix",
         }
@@ -65,6 +82,48 @@ pub enum Rule {
     KeepRegex,
     /// The same normalised content was kept from an earlier (or higher-priority) source.
     ExactDuplicate,
+    /// Gopher quality: word count outside 50..=100,000.
+    GopherWordCount,
+    /// Gopher quality: mean word length outside 3..=10 characters.
+    GopherMeanWordLength,
+    /// Gopher quality: `#` symbols per word above 0.1.
+    GopherHashRatio,
+    /// Gopher quality: ellipses per word above 0.1.
+    GopherEllipsisRatio,
+    /// Gopher quality: more than 90% of lines start with a bullet.
+    GopherBulletLines,
+    /// Gopher quality: more than 30% of lines end with an ellipsis.
+    GopherEllipsisLines,
+    /// Gopher quality: fewer than 80% of words contain a letter.
+    GopherAlphaWords,
+    /// Gopher quality: fewer than two of the English stop words.
+    GopherStopWords,
+    /// Gopher repetition: fraction of duplicate lines.
+    RepetitionDupLines,
+    /// Gopher repetition: fraction of duplicate paragraphs.
+    RepetitionDupParagraphs,
+    /// Gopher repetition: fraction of characters in duplicate lines.
+    RepetitionDupLineChars,
+    /// Gopher repetition: fraction of characters in duplicate paragraphs.
+    RepetitionDupParagraphChars,
+    /// Gopher repetition: characters in the most frequent 2-, 3- or 4-gram.
+    RepetitionTopNgram,
+    /// Gopher repetition: characters in repeated 5- to 10-grams.
+    RepetitionDupNgram,
+    /// C4: the page contains "lorem ipsum".
+    C4LoremIpsum,
+    /// C4: the page contains a curly bracket.
+    C4CurlyBracket,
+    /// C4: fewer than 3 sentences left after C4's line rules.
+    C4TooFewSentences,
+    /// The detected language is not an allowed one, with enough confidence.
+    Language,
+    /// A phrase typical of chatbot output ("As an AI language model").
+    AiPhrases,
+    /// In a cluster of near-duplicates whose kept document came first.
+    NearDuplicate,
+    /// Shares an n-gram with an evaluation item.
+    Contaminated,
     /// The template could not render the document (a Jinja template that raised).
     TemplateError,
     /// Longer than `seq_len` tokens under `overlong = "drop"`.
@@ -79,7 +138,7 @@ pub enum Rule {
 }
 
 impl Rule {
-    pub const ALL: [Rule; 21] = [
+    pub const ALL: [Rule; 42] = [
         Rule::Malformed,
         Rule::InvalidUtf8,
         Rule::TooLarge,
@@ -96,6 +155,27 @@ impl Rule {
         Rule::DropRegex,
         Rule::KeepRegex,
         Rule::ExactDuplicate,
+        Rule::GopherWordCount,
+        Rule::GopherMeanWordLength,
+        Rule::GopherHashRatio,
+        Rule::GopherEllipsisRatio,
+        Rule::GopherBulletLines,
+        Rule::GopherEllipsisLines,
+        Rule::GopherAlphaWords,
+        Rule::GopherStopWords,
+        Rule::RepetitionDupLines,
+        Rule::RepetitionDupParagraphs,
+        Rule::RepetitionDupLineChars,
+        Rule::RepetitionDupParagraphChars,
+        Rule::RepetitionTopNgram,
+        Rule::RepetitionDupNgram,
+        Rule::C4LoremIpsum,
+        Rule::C4CurlyBracket,
+        Rule::C4TooFewSentences,
+        Rule::Language,
+        Rule::AiPhrases,
+        Rule::NearDuplicate,
+        Rule::Contaminated,
         Rule::TemplateError,
         Rule::Overlong,
         Rule::Truncated,
@@ -121,6 +201,27 @@ impl Rule {
             Rule::DropRegex => "filter.drop_regex",
             Rule::KeepRegex => "filter.keep_regex",
             Rule::ExactDuplicate => "dedup.exact",
+            Rule::GopherWordCount => "quality.gopher_word_count",
+            Rule::GopherMeanWordLength => "quality.gopher_mean_word_length",
+            Rule::GopherHashRatio => "quality.gopher_hash_ratio",
+            Rule::GopherEllipsisRatio => "quality.gopher_ellipsis_ratio",
+            Rule::GopherBulletLines => "quality.gopher_bullet_lines",
+            Rule::GopherEllipsisLines => "quality.gopher_ellipsis_lines",
+            Rule::GopherAlphaWords => "quality.gopher_alpha_words",
+            Rule::GopherStopWords => "quality.gopher_stop_words",
+            Rule::RepetitionDupLines => "quality.repetition_dup_lines",
+            Rule::RepetitionDupParagraphs => "quality.repetition_dup_paragraphs",
+            Rule::RepetitionDupLineChars => "quality.repetition_dup_line_chars",
+            Rule::RepetitionDupParagraphChars => "quality.repetition_dup_paragraph_chars",
+            Rule::RepetitionTopNgram => "quality.repetition_top_ngram",
+            Rule::RepetitionDupNgram => "quality.repetition_dup_ngram",
+            Rule::C4LoremIpsum => "quality.c4_lorem_ipsum",
+            Rule::C4CurlyBracket => "quality.c4_curly_bracket",
+            Rule::C4TooFewSentences => "quality.c4_too_few_sentences",
+            Rule::Language => "quality.language",
+            Rule::AiPhrases => "quality.ai_phrases",
+            Rule::NearDuplicate => "near_dedup.minhash",
+            Rule::Contaminated => "decontam.ngram",
             Rule::TemplateError => "tokenize.template",
             Rule::Overlong => "tokenize.overlong",
             Rule::Truncated => "tokenize.truncated",
@@ -142,6 +243,27 @@ impl Rule {
             | Rule::DropRegex
             | Rule::KeepRegex => Stage::Filter,
             Rule::ExactDuplicate => Stage::Dedup,
+            Rule::GopherWordCount
+            | Rule::GopherMeanWordLength
+            | Rule::GopherHashRatio
+            | Rule::GopherEllipsisRatio
+            | Rule::GopherBulletLines
+            | Rule::GopherEllipsisLines
+            | Rule::GopherAlphaWords
+            | Rule::GopherStopWords
+            | Rule::RepetitionDupLines
+            | Rule::RepetitionDupParagraphs
+            | Rule::RepetitionDupLineChars
+            | Rule::RepetitionDupParagraphChars
+            | Rule::RepetitionTopNgram
+            | Rule::RepetitionDupNgram
+            | Rule::C4LoremIpsum
+            | Rule::C4CurlyBracket
+            | Rule::C4TooFewSentences
+            | Rule::Language
+            | Rule::AiPhrases => Stage::Quality,
+            Rule::NearDuplicate => Stage::NearDedup,
+            Rule::Contaminated => Stage::Decontam,
             Rule::TemplateError | Rule::Overlong | Rule::Truncated => Stage::Tokenize,
             Rule::MixWeight | Rule::MixTokenCap => Stage::Mix,
         }
@@ -160,7 +282,7 @@ pub struct DropReason {
     /// What was measured (a length, a byte count), when the rule measures something.
     pub value: Option<f64>,
     pub detail: String,
-    /// For duplicates: the id of the document that was kept.
+    /// For exact and near duplicates: the id of the document that was kept.
     pub duplicate_of: Option<u128>,
 }
 

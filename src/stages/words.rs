@@ -1,0 +1,117 @@
+//! The normalised word stream that near-dedup and decontamination share.
+//!
+//! A word is a maximal run of alphanumeric characters (Unicode `Alphabetic` or
+//! `Numeric`), compared lowercased; everything else (whitespace, punctuation, symbols)
+//! only separates words. So `"Hello, World!"` and `"hello   world"` give the same
+//! words, and an edit that only touches punctuation, case or spacing changes nothing.
+//! Each word is reported as the xxh3 hash of its lowercased form together with its byte
+//! span in the original text, so callers can hash n-grams without allocating and still
+//! quote the original text as evidence.
+//!
+//! Scripts written without spaces (Chinese, Japanese, Thai) come out as one long word
+//! per run of letters; n-gram methods are weak on them, whatever the tokeniser.
+
+use xxhash_rust::xxh3::xxh3_64;
+
+/// One normalised word: the hash of its lowercased text and its byte range in the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Word {
+    pub hash: u64,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// Calls `f` for every word of `text`, in order.
+pub fn for_each_word(text: &str, mut f: impl FnMut(Word)) {
+    let bytes = text.as_bytes();
+    let mut buf: Vec<u8> = Vec::with_capacity(64);
+    let mut start: Option<usize> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let (is_word, width) = if b < 0x80 {
+            (b.is_ascii_alphanumeric(), 1)
+        } else {
+            // Decode one non-ASCII character; `text` is valid UTF-8.
+            let c = text[i..].chars().next().expect("char boundary");
+            (c.is_alphanumeric(), c.len_utf8())
+        };
+        if is_word {
+            if start.is_none() {
+                start = Some(i);
+                buf.clear();
+            }
+            if b < 0x80 {
+                buf.push(b.to_ascii_lowercase());
+            } else {
+                let c = text[i..].chars().next().expect("char boundary");
+                let mut tmp = [0u8; 4];
+                for lc in c.to_lowercase() {
+                    buf.extend_from_slice(lc.encode_utf8(&mut tmp).as_bytes());
+                }
+            }
+        } else if let Some(s) = start.take() {
+            f(Word { hash: xxh3_64(&buf), start: s, end: i });
+        }
+        i += width;
+    }
+    if let Some(s) = start {
+        f(Word { hash: xxh3_64(&buf), start: s, end: bytes.len() });
+    }
+}
+
+/// All words of `text`.
+pub fn words(text: &str) -> Vec<Word> {
+    let mut out = Vec::with_capacity(text.len() / 5 + 1);
+    for_each_word(text, |w| out.push(w));
+    out
+}
+
+/// Hash of a sequence of word hashes (an n-gram), order-sensitive. Uses xxh3 over the
+/// words' hashes, so n-grams of different lengths do not collide by construction either.
+#[inline]
+pub fn ngram_hash(words: &[Word]) -> u64 {
+    let mut buf = [0u8; 8 * 32];
+    if words.len() <= 32 {
+        for (k, w) in words.iter().enumerate() {
+            buf[k * 8..k * 8 + 8].copy_from_slice(&w.hash.to_le_bytes());
+        }
+        xxh3_64(&buf[..words.len() * 8])
+    } else {
+        let v: Vec<u8> = words.iter().flat_map(|w| w.hash.to_le_bytes()).collect();
+        xxh3_64(&v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(t: &str) -> Vec<&str> {
+        words(t).iter().map(|w| &t[w.start..w.end]).collect()
+    }
+
+    #[test]
+    fn punctuation_case_and_spacing_do_not_matter() {
+        assert_eq!(texts("Hello, World!  It's 3.14"), ["Hello", "World", "It", "s", "3", "14"]);
+        let a: Vec<u64> = words("Hello, World!").iter().map(|w| w.hash).collect();
+        let b: Vec<u64> = words("hello\n\tworld").iter().map(|w| w.hash).collect();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn unicode_words_are_lowercased() {
+        assert_eq!(texts("Ça va — ÉTÉ déjà"), ["Ça", "va", "ÉTÉ", "déjà"]);
+        let a: Vec<u64> = words("ÉTÉ").iter().map(|w| w.hash).collect();
+        let b: Vec<u64> = words("été").iter().map(|w| w.hash).collect();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn ngram_hash_is_order_sensitive() {
+        let w = words("a b");
+        let r = [w[1], w[0]];
+        assert_ne!(ngram_hash(&w), ngram_hash(&r));
+        assert!(words("  ,;  ").is_empty());
+    }
+}
