@@ -45,13 +45,28 @@ def sh(cmd: list[str], **kw) -> str:
 # Build, corpus, recipe
 
 
-def build(target_dir: str) -> str:
+def build(target_dir: str, rev: str | None) -> tuple[str, str | None]:
+    """Build the release binary from the working tree, or with `rev` from a clean export
+    of that commit (so that edits in progress cannot leak into the figures). Returns the
+    binary and, for a `rev` build, the commit it was built from."""
+    src, commit = ROOT, None
+    if rev:
+        commit = sh(["git", "rev-parse", "--verify", rev + "^{commit}"], cwd=ROOT)
+        src = os.path.join("/tmp", "curate-bench-src", commit[:12])
+        if not os.path.exists(os.path.join(src, "Cargo.toml")):
+            log(f"exporting {commit[:12]} to {src}")
+            tmp = src + ".tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            os.makedirs(tmp)
+            archive = subprocess.run(["git", "archive", commit], cwd=ROOT, check=True, capture_output=True).stdout
+            subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+            os.rename(tmp, src)
     env = dict(os.environ, CARGO_TARGET_DIR=target_dir)
-    log(f"cargo build --release (CARGO_TARGET_DIR={target_dir})")
+    log(f"cargo build --release in {src} (CARGO_TARGET_DIR={target_dir})")
     t = time.time()
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, env=env, check=True)
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=src, env=env, check=True)
     log(f"built in {time.time() - t:.0f}s")
-    return os.path.join(target_dir, "release", "curate")
+    return os.path.join(target_dir, "release", "curate"), commit
 
 
 def corpus(path: str, mb: float, seed: int) -> dict:
@@ -396,7 +411,7 @@ def machine() -> dict:
         "mem_gib": mem / 2**30,
         "kernel": platform.release(),
         "rustc": tryrun(["rustc", "--version"]),
-        "commit": commit + (" (with uncommitted changes under src/)" if dirty and dirty != "unknown" else ""),
+        "commit": commit + (" plus uncommitted changes to src/ or Cargo files" if dirty and dirty != "unknown" else ""),
     }
 
 
@@ -408,6 +423,7 @@ def main() -> int:
     ap.add_argument("--threads", default="1,2", help="comma-separated thread counts, run in this order (default 1,2)")
     ap.add_argument("--repeats", type=int, default=3, help="runs per thread count; the median by wall time is reported")
     ap.add_argument("--target-dir", default=os.environ.get("CURATE_BENCH_TARGET", "/tmp/curate-bench-target"))
+    ap.add_argument("--rev", help="build this commit from a clean export instead of the working tree (e.g. HEAD)")
     ap.add_argument("--skip-build", action="store_true", help="use the binary already in the target folder")
     ap.add_argument("--json", help="also write every run's raw figures here")
     ap.add_argument("--markdown", help="also write the Markdown report here")
@@ -416,7 +432,20 @@ def main() -> int:
     mb_label = f"{a.mb:g}"
     path = a.corpus or f"/tmp/curate-bench-corpus-{mb_label}mb-seed{a.seed}"
     threads = [int(x) for x in a.threads.split(",") if x]
-    binary = os.path.join(a.target_dir, "release", "curate") if a.skip_build else build(a.target_dir)
+    if a.skip_build:
+        binary, commit = os.path.join(a.target_dir, "release", "curate"), None
+    else:
+        binary, commit = build(a.target_dir, a.rev)
+    mach = machine()  # right after the build, so the commit is the one built
+    stamp = os.path.join(a.target_dir, "curate-bench-built-from.txt")
+    if commit:
+        mach["commit"] = f"{commit[:7]} (clean export of `{a.rev}`)"
+    if a.skip_build:
+        built_from = open(stamp).read().strip() if os.path.exists(stamp) else "unknown"
+        mach["commit"] = f"{built_from} (binary reused with --skip-build)"
+    else:
+        with open(stamp, "w") as fh:
+            fh.write(mach["commit"] + "\n")
     truth = corpus(path, a.mb, a.seed)
     recipe = write_recipe(path, truth)
     warm_cache(truth, path)
@@ -447,7 +476,6 @@ def main() -> int:
     load_after = os.getloadavg()
     med = [median_run(all_runs[n]) for n in threads]
     firsts = [all_runs[n][0] for n in threads]
-    mach = machine()
     t0 = med[0]["timings"]
     out: list[str] = []
     out.append(

@@ -33,7 +33,10 @@ use crate::source::files::{self, InputFile};
 use crate::source::read::{self, RawRecord};
 use crate::stages::dedup::ExactDedup;
 use crate::stages::filter;
+use crate::stages::decontam::{DecontamAction, EvalIndex};
 use crate::stages::map::{RowOutcome, SourceCtx};
+use crate::stages::near_dedup::{BandHashes, BandTable, MinHasher};
+use crate::recipe::SourceRole;
 use crate::shards::{self, ShardSummary, Spill};
 use crate::tokenize::{TargetTokenizer, TokenizeError, Tokens};
 
@@ -101,14 +104,12 @@ enum Msg {
     Failed(anyhow::Error),
 }
 
-/// Time spent per stage, in nanoseconds; the parallel stages add to atomics.
+/// Time spent per stage, in nanoseconds, on one thread.
 #[derive(Default)]
 struct Clocks {
-    read_ns: AtomicU64,
-    map_ns: AtomicU64,
-    filter_ns: AtomicU64,
-    tokenize_ns: AtomicU64,
+    eval_ns: u64,
     dedup_ns: u64,
+    near_ns: u64,
     shards_ns: u64,
     write_ns: u64,
 }
@@ -143,18 +144,33 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> anyhow::Result<RunSummary> {
         Some(_) => Some(Spill::create(staging.path())?),
         None => None,
     };
-    let mut docs_out = DocumentsWriter::create(&staging.file("documents.parquet"))?;
+    // With near-dedup, documents are written to a hidden file first and copied into
+    // documents.parquet without the near-duplicates once every document is seen.
+    let near_on = recipe.dedup.near.is_some();
+    let docs_path = staging.file(if near_on { ".documents.pre.parquet" } else { "documents.parquet" });
+    let mut docs_out = DocumentsWriter::create(&docs_path)?;
     let mut ledger_out = LedgerWriter::create(&staging.file("ledger.parquet"))?;
 
     let names: Vec<String> = recipe.sources.iter().map(|s| s.name.clone()).collect();
     let mut stats = vec![SourceStats::default(); recipe.sources.len()];
     let mut dedup = ExactDedup::default();
     let mut clocks = Clocks::default();
+    let par = ParClocks::default();
     let mut bytes_read = 0u64;
 
     let progress = Progress::new(opts.progress);
 
-    let mut order: Vec<&Source> = recipe.sources.iter().collect();
+    // Evaluation sets first: their items are indexed, never trained on.
+    let t = Instant::now();
+    let mut eval = match &recipe.decontam {
+        Some(cfg) => Some(crate::stages::eval::build_index(recipe, cfg, &inputs, excluded, &mut stats)?),
+        None => None,
+    };
+    clocks.eval_ns += t.elapsed().as_nanos() as u64;
+    let minhasher = recipe.dedup.near.as_ref().map(MinHasher::new);
+    let mut band_table = recipe.dedup.near.as_ref().map(|c| BandTable::new(c.bands));
+
+    let mut order: Vec<&Source> = recipe.sources.iter().filter(|s| s.role == SourceRole::Train).collect();
     order.sort_by_key(|s| (std::cmp::Reverse(s.priority), s.index));
 
     for source in order {
@@ -175,6 +191,9 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> anyhow::Result<RunSummary> {
             docs: &mut docs_out,
             ledger: &mut ledger_out,
             spill: spill.as_mut(),
+            bands: band_table.as_mut(),
+            quality_on: recipe.filters.quality.drops() || recipe.filters.quality.ai_phrases != crate::recipe::AiPhrases::Off,
+            decontam_on: eval.is_some(),
             selected: 0,
             dedup_enabled: recipe.dedup.exact,
             dedup_ns: 0,
@@ -182,9 +201,17 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> anyhow::Result<RunSummary> {
         };
         let mut current_file = 0usize;
         let (tx, rx) = sync_channel::<Msg>(4);
-        let clk = (&clocks.read_ns, &clocks.map_ns, &clocks.filter_ns, &clocks.tokenize_ns);
-        let read_ns = clk.0;
-        let work = Work { pool: &pool, ctx: &ctx, filters: &recipe.filters, tokenizer: tokenizer.as_ref(), truncate, clocks: clk };
+        let read_ns = &par.read;
+        let work = Work {
+            pool: &pool,
+            ctx: &ctx,
+            filters: &recipe.filters,
+            eval: eval.as_ref().map(|e| (&e.index, recipe.decontam.as_ref().map(|c| c.action).unwrap_or_default())),
+            minhasher: minhasher.as_ref(),
+            tokenizer: tokenizer.as_ref(),
+            truncate,
+            clocks: &par,
+        };
         // Three stages overlap: the reader thread reads batch n+2 while the pool maps
         // batch n+1 and the sink thread dedups and writes batch n. Order is kept by
         // the channels, which are FIFO.
@@ -258,7 +285,20 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> anyhow::Result<RunSummary> {
     progress.finish();
 
     let t = Instant::now();
-    let documents = docs_out.finish()?;
+    let mut documents = docs_out.finish()?;
+    let mut near_summary = None;
+    if let (Some(cfg), Some(table)) = (&recipe.dedup.near, band_table.take()) {
+        let (kept, dropped, summary) =
+            crate::stages::near_pass::run(recipe, cfg, &table, &docs_path, &staging.file("documents.parquet"), &mut ledger_out, &mut stats)?;
+        std::fs::remove_file(&docs_path).ok();
+        documents = kept;
+        if let Some(sp) = spill.as_mut() {
+            sp.docs.retain(|d| !dropped.contains(&d.ordinal));
+        }
+        near_summary = Some(summary);
+    }
+    clocks.near_ns += t.elapsed().as_nanos() as u64;
+    let t = Instant::now();
     let shard_summary = match (spill, &tokenizer) {
         (Some(spill), Some(tok)) => Some(shards::write(&staging, recipe, tok, spill, &mut ledger_out, &mut stats)?),
         _ => None,
@@ -267,7 +307,16 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> anyhow::Result<RunSummary> {
     let t = Instant::now();
     let ledger_entries = ledger_out.finish()?;
     let compliance = opts.compliance.as_ref().map(|c| (&c.report_json, c.report_markdown.as_str()));
-    let rendered = report::render(recipe, &stats, ledger_entries, shard_summary.as_ref(), compliance);
+    if let Some(e) = eval.as_mut() {
+        e.finish(recipe, &stats);
+    }
+    let extras = report::Extras {
+        shards: shard_summary.as_ref(),
+        compliance,
+        eval: eval.as_ref().map(|e| &e.report),
+        near: near_summary.as_ref(),
+    };
+    let rendered = report::render(recipe, &stats, ledger_entries, &extras);
     output::write_file(&staging.file("report.json"), rendered.json.as_bytes())?;
     output::write_file(&staging.file("report.md"), rendered.markdown.as_bytes())?;
     for (name, bytes) in opts.compliance.iter().flat_map(|c| &c.files) {
@@ -288,11 +337,16 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> anyhow::Result<RunSummary> {
         records_read,
         documents_kept: documents,
         stages: vec![
-            StageTiming { stage: "read", seconds: secs(clocks.read_ns.load(Ordering::Relaxed)), clock: "wall" },
-            StageTiming { stage: "map", seconds: secs(clocks.map_ns.load(Ordering::Relaxed)), clock: "cpu" },
-            StageTiming { stage: "filter", seconds: secs(clocks.filter_ns.load(Ordering::Relaxed)), clock: "cpu" },
-            StageTiming { stage: "tokenize", seconds: secs(clocks.tokenize_ns.load(Ordering::Relaxed)), clock: "cpu" },
+            StageTiming { stage: "eval_index", seconds: secs(clocks.eval_ns), clock: "wall" },
+            StageTiming { stage: "read", seconds: secs(par.read.load(Ordering::Relaxed)), clock: "wall" },
+            StageTiming { stage: "map", seconds: secs(par.map.load(Ordering::Relaxed)), clock: "cpu" },
+            StageTiming { stage: "filter", seconds: secs(par.filter.load(Ordering::Relaxed)), clock: "cpu" },
+            StageTiming { stage: "quality", seconds: secs(par.quality.load(Ordering::Relaxed)), clock: "cpu" },
+            StageTiming { stage: "decontam", seconds: secs(par.decontam.load(Ordering::Relaxed)), clock: "cpu" },
+            StageTiming { stage: "minhash", seconds: secs(par.minhash.load(Ordering::Relaxed)), clock: "cpu" },
+            StageTiming { stage: "tokenize", seconds: secs(par.tokenize.load(Ordering::Relaxed)), clock: "cpu" },
             StageTiming { stage: "dedup", seconds: secs(clocks.dedup_ns), clock: "wall" },
+            StageTiming { stage: "near_dedup", seconds: secs(clocks.near_ns), clock: "wall" },
             StageTiming { stage: "mix_pack_shards", seconds: secs(clocks.shards_ns), clock: "wall" },
             StageTiming { stage: "write", seconds: secs(clocks.write_ns), clock: "wall" },
         ],
@@ -346,12 +400,35 @@ fn reader(files: &[InputFile], max_record_bytes: u64, tx: std::sync::mpsc::SyncS
     read_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
 }
 
-/// A mapped record with each of its documents' filter verdicts and, for documents
-/// that pass, their tokens.
+/// What the parallel stages found about one document.
+struct DocExtra {
+    /// The first filter, quality or decontamination rule that drops it.
+    verdict: Option<DropReason>,
+    /// The benchmark it overlaps (dropped or only flagged).
+    contaminated: Option<String>,
+    /// A chatbot phrase was found (counted whatever the action).
+    ai_phrase: bool,
+    pii: crate::stages::quality::PiiCounts,
+    bands: Option<BandHashes>,
+    tokens: Option<Result<Tokens, TokenizeError>>,
+}
+
+/// A mapped record with what the parallel stages found about each of its documents.
 struct Processed {
     row: RowOutcome,
-    verdicts: Vec<Option<DropReason>>,
-    tokens: Vec<Option<Result<Tokens, TokenizeError>>>,
+    docs: Vec<DocExtra>,
+}
+
+/// Nanoseconds per parallel stage (summed over threads).
+#[derive(Default)]
+struct ParClocks {
+    read: AtomicU64,
+    map: AtomicU64,
+    filter: AtomicU64,
+    quality: AtomicU64,
+    decontam: AtomicU64,
+    minhash: AtomicU64,
+    tokenize: AtomicU64,
 }
 
 /// The parallel stages and what they need.
@@ -359,45 +436,114 @@ struct Work<'a> {
     pool: &'a rayon::ThreadPool,
     ctx: &'a SourceCtx<'a>,
     filters: &'a crate::recipe::Filters,
+    eval: Option<(&'a EvalIndex, DecontamAction)>,
+    minhasher: Option<&'a MinHasher>,
     tokenizer: Option<&'a TargetTokenizer>,
     truncate: bool,
-    /// read, map, filter, tokenize
-    clocks: (&'a AtomicU64, &'a AtomicU64, &'a AtomicU64, &'a AtomicU64),
+    clocks: &'a ParClocks,
+}
+
+fn add(clock: &AtomicU64, since: Instant) -> Instant {
+    let now = Instant::now();
+    clock.fetch_add((now - since).as_nanos() as u64, Ordering::Relaxed);
+    now
 }
 
 impl Work<'_> {
     fn process(&self, batch: Vec<RawRecord>) -> Vec<Processed> {
-        let (_, map_ns, filter_ns, tok_ns) = self.clocks;
-        self.pool.install(|| {
-            batch
-                .into_par_iter()
-                .map(|rec| {
-                    let t = Instant::now();
-                    let row = self.ctx.process(rec);
-                    let t2 = Instant::now();
-                    map_ns.fetch_add((t2 - t).as_nanos() as u64, Ordering::Relaxed);
-                    let verdicts: Vec<Option<DropReason>> = match &row {
-                        RowOutcome::Selected { docs, .. } => docs.iter().map(|d| filter::check(d, self.filters)).collect(),
-                        _ => Vec::new(),
-                    };
-                    let t3 = Instant::now();
-                    filter_ns.fetch_add((t3 - t2).as_nanos() as u64, Ordering::Relaxed);
-                    let tokens = match (&row, self.tokenizer) {
-                        (RowOutcome::Selected { docs, .. }, Some(tok)) => docs
-                            .iter()
-                            .zip(&verdicts)
-                            .map(|(d, v)| {
-                                v.is_none().then(|| tok.render(&d.content).and_then(|r| tok.tokenize(&r, self.truncate)))
-                            })
-                            .collect(),
-                        _ => Vec::new(),
-                    };
-                    tok_ns.fetch_add(t3.elapsed().as_nanos() as u64, Ordering::Relaxed);
-                    Processed { row, verdicts, tokens }
-                })
-                .collect()
-        })
+        self.pool.install(|| batch.into_par_iter().map(|rec| self.one(rec)).collect())
     }
+
+    fn one(&self, rec: RawRecord) -> Processed {
+        let c = self.clocks;
+        let q = &self.filters.quality;
+        let t = Instant::now();
+        let mut row = self.ctx.process(rec);
+        let mut extras = Vec::new();
+        if let RowOutcome::Selected { docs, .. } = &mut row {
+            let mut pii = Vec::with_capacity(docs.len());
+            if q.pii {
+                // Redaction changes the text, so the document (hash, lengths) is
+                // made again from the redacted content.
+                for d in docs.iter_mut() {
+                    let (redacted, counts) = crate::stages::quality::redact_content(&d.content);
+                    if let Some(content) = redacted {
+                        *d = Document::new(d.source, &self.ctx.source.name, d.locator.clone(), content);
+                    }
+                    pii.push(counts);
+                }
+            }
+            let mut t = add(&c.map, t);
+            for (i, d) in docs.iter().enumerate() {
+                let mut x = DocExtra {
+                    verdict: filter::check(d, self.filters),
+                    contaminated: None,
+                    ai_phrase: false,
+                    pii: pii.get(i).cloned().unwrap_or_default(),
+                    bands: None,
+                    tokens: None,
+                };
+                t = add(&c.filter, t);
+                if x.verdict.is_none() {
+                    let (verdict, ai) = quality_check(d, q);
+                    x.verdict = verdict;
+                    x.ai_phrase = ai;
+                    t = add(&c.quality, t);
+                }
+                if x.verdict.is_none()
+                    && let Some((index, action)) = self.eval
+                    && let Some(hit) = index.check(&d.content)
+                {
+                    x.contaminated = Some(hit.benchmark.clone());
+                    if action == DecontamAction::Drop {
+                        x.verdict = Some(hit.drop_reason());
+                    }
+                }
+                t = add(&c.decontam, t);
+                if x.verdict.is_none() {
+                    if let Some(h) = self.minhasher {
+                        x.bands = h.band_hashes(&d.content);
+                        t = add(&c.minhash, t);
+                    }
+                    if let Some(tok) = self.tokenizer {
+                        x.tokens = Some(tok.render(&d.content).and_then(|r| tok.tokenize(&r, self.truncate)));
+                        t = add(&c.tokenize, t);
+                    }
+                }
+                extras.push(x);
+            }
+        } else {
+            add(&c.map, t);
+        }
+        Processed { row, docs: extras }
+    }
+}
+
+/// The quality presets, language identification and the chatbot-phrase detector, in
+/// that order; the first that fails drops the document. Returns the verdict and
+/// whether a chatbot phrase was found.
+fn quality_check(d: &Document, q: &crate::recipe::Quality) -> (Option<DropReason>, bool) {
+    use crate::recipe::AiPhrases;
+    use crate::stages::quality as qs;
+    let ai = match q.ai_phrases {
+        AiPhrases::Off => None,
+        _ => qs::check_ai_phrases(&d.content),
+    };
+    let found = ai.is_some();
+    if !q.drops() {
+        return (None, found);
+    }
+    let text = qs::content_text(&d.content);
+    let verdict = q
+        .gopher
+        .as_ref()
+        .and_then(|g| qs::check_gopher_quality(&text, g))
+        .or_else(|| q.repetition.as_ref().and_then(|r| qs::check_repetition(&text, r)))
+        .or_else(|| q.c4.as_ref().and_then(|c| qs::check_c4(&text, c)))
+        .or_else(|| q.language.as_ref().and_then(|l| qs::check_language(&text, l)))
+        .or_else(|| if q.ai_phrases == AiPhrases::Drop { ai } else { None })
+        .map(DropReason::from);
+    (verdict, found)
 }
 
 /// The sequential end of the pipeline for one source: counting, dedup, ledger, output.
@@ -409,6 +555,10 @@ struct Sink<'a> {
     docs: &'a mut DocumentsWriter,
     ledger: &'a mut LedgerWriter,
     spill: Option<&'a mut Spill>,
+    /// Near-dedup band hashes of every written document, in write order.
+    bands: Option<&'a mut BandTable>,
+    quality_on: bool,
+    decontam_on: bool,
     selected: u64,
     dedup_enabled: bool,
     dedup_ns: u64,
@@ -438,7 +588,7 @@ impl Sink<'_> {
     /// Take a batch's outcomes in order. Returns false when the source's `limit` is
     /// reached and reading should stop.
     fn take(&mut self, batch: Vec<Processed>) -> anyhow::Result<bool> {
-        for Processed { row, verdicts, tokens } in batch {
+        for Processed { row, docs: extras } in batch {
             if let Some(limit) = self.source.limit
                 && self.selected >= limit
             {
@@ -467,9 +617,8 @@ impl Sink<'_> {
                     for e in &failed {
                         self.bad(e)?;
                     }
-                    let mut tokens = tokens.into_iter();
-                    for (doc, verdict) in docs.into_iter().zip(verdicts) {
-                        self.document(doc, verdict, tokens.next().flatten())?;
+                    for (doc, extra) in docs.into_iter().zip(extras) {
+                        self.document(doc, extra)?;
                     }
                 }
             }
@@ -480,21 +629,39 @@ impl Sink<'_> {
         })
     }
 
-    fn document(
-        &mut self,
-        doc: Document,
-        verdict: Option<DropReason>,
-        tokens: Option<Result<Tokens, TokenizeError>>,
-    ) -> anyhow::Result<()> {
-        let f = self.st.stage(Stage::Filter);
-        f.records_in += 1;
-        *f.chars_in.get_or_insert(0) += doc.chars;
+    fn document(&mut self, doc: Document, x: DocExtra) -> anyhow::Result<()> {
+        let DocExtra { verdict, contaminated, ai_phrase, pii, bands, tokens } = x;
+        self.st.pii.add(&pii);
+        if let Some(b) = &contaminated {
+            *self.st.contamination.entry(b.clone()).or_default() += 1;
+        }
+        // The filter, quality and decontamination stages, in order: the document
+        // enters each until one drops it.
+        let dropped_at = verdict.as_ref().map(|v| v.rule.stage());
+        let stages = [(Stage::Filter, true), (Stage::Quality, self.quality_on), (Stage::Decontam, self.decontam_on)];
+        for (stage, on) in stages {
+            if !on {
+                continue;
+            }
+            let c = self.st.stage(stage);
+            c.records_in += 1;
+            *c.chars_in.get_or_insert(0) += doc.chars;
+            c.chars_out.get_or_insert(0);
+            if dropped_at == Some(stage) {
+                let reason = verdict.expect("a drop has a reason");
+                return self.ledger(&Entry { doc_id: doc.id, source: doc.source, locator: doc.locator, reason });
+            }
+            c.records_out += 1;
+            *c.chars_out.get_or_insert(0) += doc.chars;
+            if stage == Stage::Quality {
+                self.st.quality_checked += 1;
+                self.st.ai_phrase_docs += u64::from(ai_phrase);
+            }
+        }
         if let Some(reason) = verdict {
-            f.chars_out.get_or_insert(0);
+            // A rule of a stage not listed above: never expected, but never silent.
             return self.ledger(&Entry { doc_id: doc.id, source: doc.source, locator: doc.locator, reason });
         }
-        f.records_out += 1;
-        *f.chars_out.get_or_insert(0) += doc.chars;
         if self.dedup_enabled {
             let t = Instant::now();
             let d = self.st.stage(Stage::Dedup);
@@ -512,7 +679,11 @@ impl Sink<'_> {
             *d.chars_out.get_or_insert(0) += doc.chars;
         }
         let t = Instant::now();
+        let ordinal = self.docs.rows();
         self.docs.push(&doc, self.source)?;
+        if let Some(table) = self.bands.as_deref_mut() {
+            table.push(bands.as_ref());
+        }
         self.write_ns += t.elapsed().as_nanos() as u64;
         if self.spill.is_some() {
             let tk = self.st.stage(Stage::Tokenize);
@@ -531,7 +702,7 @@ impl Sink<'_> {
                         self.ledger(&e)?;
                     }
                     let t0 = Instant::now();
-                    self.spill.as_deref_mut().expect("spill present").push(&doc, &t)?;
+                    self.spill.as_deref_mut().expect("spill present").push(&doc, &t, ordinal)?;
                     self.write_ns += t0.elapsed().as_nanos() as u64;
                 }
                 Some(Err(TokenizeError::Overlong(n))) => {

@@ -12,6 +12,8 @@ use serde::Serialize;
 use crate::ledger::{Rule, Stage};
 use crate::recipe::{Recipe, Source};
 use crate::shards::ShardSummary;
+use crate::stages::eval::EvalReport;
+use crate::stages::near_pass::NearSummary;
 
 /// Records and characters entering and leaving one stage. The read stage counts raw
 /// records and has no character counts (records are not text yet); the map stage turns
@@ -57,6 +59,14 @@ pub struct SourceStats {
     pub errors_skipped: u64,
     /// The source's `limit` was reached; the rest of it was not read.
     pub limit_reached: bool,
+    /// PII spans replaced, per kind.
+    #[serde(skip)]
+    pub pii: crate::stages::quality::PiiCounts,
+    /// Documents overlapping each benchmark (dropped or flagged).
+    pub contamination: BTreeMap<String, u64>,
+    /// Documents the quality stage looked at, and those with a chatbot phrase.
+    pub quality_checked: u64,
+    pub ai_phrase_docs: u64,
 }
 
 impl SourceStats {
@@ -71,10 +81,12 @@ impl SourceStats {
         }
     }
 
+    /// Documents and characters in `documents.parquet`: what left the last document
+    /// stage that ran.
     pub fn kept(&self) -> (u64, u64) {
-        self.stages
-            .get(Stage::Dedup.as_str())
-            .or_else(|| self.stages.get(Stage::Filter.as_str()))
+        [Stage::NearDedup, Stage::Dedup, Stage::Decontam, Stage::Quality, Stage::Filter]
+            .iter()
+            .find_map(|s| self.stages.get(s.as_str()))
             .map(|c| (c.records_out, c.chars_out.unwrap_or(0)))
             .unwrap_or((0, 0))
     }
@@ -93,6 +105,37 @@ struct Report<'a> {
     /// Verdicts, rules, facts and obligations, when the recipe has a `[policy]`.
     #[serde(skip_serializing_if = "Option::is_none")]
     compliance: Option<&'a serde_json::Value>,
+    /// Eval sets and the contamination found, per benchmark and per source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decontamination: Option<&'a EvalReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    near_dedup: Option<&'a NearSummary>,
+    /// Findings a reviewer should look at (e.g. chatbot phrases in a source declared
+    /// human-written).
+    warnings: Vec<String>,
+}
+
+/// The optional sections of a report.
+#[derive(Default)]
+pub struct Extras<'a> {
+    pub shards: Option<&'a ShardSummary>,
+    /// The compliance section (JSON value, Markdown) when the recipe has a policy.
+    pub compliance: Option<(&'a serde_json::Value, &'a str)>,
+    pub eval: Option<&'a EvalReport>,
+    pub near: Option<&'a NearSummary>,
+}
+
+/// A source declared human-written whose documents show chatbot phrases at this rate
+/// or more is flagged: a few such phrases can be quoted, many are a sign of undeclared
+/// model output.
+pub const AI_PHRASE_FLAG_RATE: f64 = 0.01;
+
+#[derive(Serialize)]
+struct QualityReport {
+    checked: u64,
+    ai_phrase_documents: u64,
+    ai_phrase_rate: f64,
+    pii_redacted: crate::stages::quality::PiiCounts,
 }
 
 #[derive(Serialize)]
@@ -143,6 +186,10 @@ struct SourceReport<'a> {
     drops: &'a BTreeMap<&'static str, u64>,
     errors_skipped: u64,
     limit_reached: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quality: Option<QualityReport>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    contamination: &'a BTreeMap<String, u64>,
     files: &'a [FileStat],
 }
 
@@ -159,15 +206,9 @@ pub struct Rendered {
     pub markdown: String,
 }
 
-/// `shards`: the shard summary when a tokenizer wrote shards; `compliance`: the
-/// compliance section (JSON value, Markdown) when the recipe has a policy.
-pub fn render(
-    recipe: &Recipe,
-    stats: &[SourceStats],
-    ledger_entries: u64,
-    shards: Option<&ShardSummary>,
-    compliance: Option<(&serde_json::Value, &str)>,
-) -> Rendered {
+pub fn render(recipe: &Recipe, stats: &[SourceStats], ledger_entries: u64, extras: &Extras) -> Rendered {
+    let Extras { shards, compliance, eval, near } = *extras;
+    let mut warnings = Vec::new();
     let mut total_stages: BTreeMap<&'static str, StageCount> = BTreeMap::new();
     let mut drops: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut totals = Totals { records_read: 0, documents_kept: 0, chars_kept: 0, ledger_entries, errors_skipped: 0 };
@@ -184,6 +225,18 @@ pub fn render(
         totals.documents_kept += kept;
         totals.chars_kept += chars;
         totals.errors_skipped += st.errors_skipped;
+        if st.quality_checked > 0 && src.provenance.origin == Some(crate::recipe::Origin::Human) {
+            let rate = st.ai_phrase_docs as f64 / st.quality_checked as f64;
+            if rate >= AI_PHRASE_FLAG_RATE {
+                warnings.push(format!(
+                    "source `{}` is declared human-written, but {:.1}% of its documents ({} of {}) hold chatbot phrases: check for undeclared model output",
+                    src.name,
+                    rate * 100.0,
+                    st.ai_phrase_docs,
+                    st.quality_checked
+                ));
+            }
+        }
         sources.push(source_report(src, st));
     }
     let report = Report {
@@ -200,6 +253,9 @@ pub fn render(
         sources,
         shards,
         compliance: compliance.map(|c| c.0),
+        decontamination: eval,
+        near_dedup: near,
+        warnings,
     };
     let mut json = serde_json::to_string_pretty(&report).expect("report serialises");
     json.push('\n');
@@ -230,6 +286,17 @@ fn source_report<'a>(src: &'a Source, st: &'a SourceStats) -> SourceReport<'a> {
         drops: &st.drops,
         errors_skipped: st.errors_skipped,
         limit_reached: st.limit_reached,
+        quality: (st.quality_checked > 0 || st.pii.total() > 0).then(|| QualityReport {
+            checked: st.quality_checked,
+            ai_phrase_documents: st.ai_phrase_docs,
+            ai_phrase_rate: if st.quality_checked == 0 {
+                0.0
+            } else {
+                ((st.ai_phrase_docs as f64 / st.quality_checked as f64) * 1e4).round() / 1e4
+            },
+            pii_redacted: st.pii,
+        }),
+        contamination: &st.contamination,
         files: &st.files,
     }
 }
@@ -319,6 +386,52 @@ fn markdown(r: &Report) -> String {
             thousands(s.chars_kept)
         );
     }
+    if !r.warnings.is_empty() {
+        out.push_str("\n## Warnings\n\n");
+        for w in &r.warnings {
+            let _ = writeln!(out, "- {w}");
+        }
+    }
+    if let Some(e) = r.decontamination {
+        decontam_markdown(&mut out, e);
+    }
+    if let Some(n) = r.near_dedup {
+        let _ = writeln!(
+            out,
+            "\n## Near-duplicates\n\nMinHash over {}-word shingles, {} bands × {} rows{}: {} documents, {} candidate pairs{}, {} clusters, {} documents dropped (each in the ledger as `near_dedup.minhash` with its cluster, kept document and Jaccard similarity).",
+            n.ngram,
+            n.bands,
+            n.rows,
+            if n.confirm { format!(", pairs confirmed by exact Jaccard ≥ {}", n.threshold) } else { String::new() },
+            thousands(n.documents),
+            thousands(n.candidate_pairs),
+            if n.confirm { format!(" ({} rejected)", thousands(n.rejected_pairs)) } else { String::new() },
+            thousands(n.clusters),
+            thousands(n.dropped)
+        );
+    }
+    let quality: Vec<&SourceReport> = r.sources.iter().filter(|s| s.quality.is_some()).collect();
+    if !quality.is_empty() {
+        out.push_str("\n## Quality and PII\n\n| source | checked | with chatbot phrases | rate | PII spans redacted |\n|---|---:|---:|---:|---|\n");
+        for s in quality {
+            let q = s.quality.as_ref().expect("filtered");
+            let p = &q.pii_redacted;
+            let pii: Vec<String> = [("email", p.email), ("phone", p.phone), ("ipv4", p.ipv4), ("ipv6", p.ipv6), ("secret", p.secret)]
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {:.2}% | {} |",
+                s.name,
+                thousands(q.checked),
+                thousands(q.ai_phrase_documents),
+                q.ai_phrase_rate * 100.0,
+                if pii.is_empty() { "none".to_string() } else { pii.join(", ") }
+            );
+        }
+    }
     if let Some(sh) = r.shards {
         shards_markdown(&mut out, sh);
     }
@@ -345,6 +458,40 @@ fn markdown(r: &Report) -> String {
         }
     }
     out
+}
+
+fn decontam_markdown(out: &mut String, e: &EvalReport) {
+    let _ = writeln!(
+        out,
+        "\n## Decontamination\n\nTraining documents sharing a {}-word n-gram (or a whole item of fewer words) with an evaluation item were {}; items under {} words are not indexed.\n",
+        e.ngram,
+        if e.action == "drop" { "dropped (`decontam.ngram` in the ledger names the benchmark, the item and the words)" } else { "flagged and kept" },
+        e.min_item_words
+    );
+    out.push_str("| eval source | benchmark | items | indexed | too short | skipped |\n|---|---|---:|---:|---:|---:|\n");
+    for s in &e.sources {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            s.source,
+            s.benchmark,
+            thousands(s.items),
+            thousands(s.indexed),
+            thousands(s.too_short),
+            thousands(s.skipped)
+        );
+    }
+    out.push_str("\nContaminated training documents per benchmark and source:\n\n");
+    if e.contamination.is_empty() {
+        out.push_str("None found.\n");
+    } else {
+        out.push_str("| benchmark | source | documents |\n|---|---|---:|\n");
+        for (b, per) in &e.contamination {
+            for (src, n) in per {
+                let _ = writeln!(out, "| {b} | {src} | {} |", thousands(*n));
+            }
+        }
+    }
 }
 
 fn shards_markdown(out: &mut String, sh: &ShardSummary) {

@@ -40,6 +40,8 @@ pub struct TokDoc {
     pub offset: u64,
     pub tokens: u32,
     pub loss: u32,
+    /// Its row in `documents.parquet` as first written (before near-dedup).
+    pub ordinal: u64,
 }
 
 /// Token ids (u32 LE) and mask bytes of kept documents, in pipeline order.
@@ -62,7 +64,7 @@ impl Spill {
         Ok(Spill { tokens: open(&tokens_path)?, mask: open(&mask_path)?, tokens_path, mask_path, offset: 0, docs: Vec::new() })
     }
 
-    pub fn push(&mut self, doc: &Document, t: &Tokens) -> anyhow::Result<()> {
+    pub fn push(&mut self, doc: &Document, t: &Tokens, ordinal: u64) -> anyhow::Result<()> {
         let mut buf = Vec::with_capacity(t.ids.len() * 4);
         for id in &t.ids {
             buf.extend_from_slice(&id.to_le_bytes());
@@ -77,6 +79,7 @@ impl Spill {
             offset: self.offset,
             tokens: t.ids.len() as u32,
             loss: t.loss_tokens() as u32,
+            ordinal,
         });
         self.offset += t.ids.len() as u64;
         Ok(())

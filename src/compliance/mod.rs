@@ -66,8 +66,14 @@ pub fn assess(recipe: &Recipe, opts: &Options) -> anyhow::Result<Assessment> {
     let target_facts = gather::target(&data, &policy.meta.id, target).map_err(anyhow::Error::msg)?;
     let dpi_path = opts.dpi.clone().or_else(|| recipe.dpi.clone());
     let dpi = dpi_path.as_deref().map(Dpi::load).transpose()?;
-    let facts: Vec<SourceFacts> =
-        recipe.sources.iter().map(|s| gather::source(&data, s, &recipe.dir, &NoCards, dpi.as_ref())).collect();
+    // Eval sources are read only to decontaminate against and never trained on, so
+    // the policy on training data does not judge them.
+    let facts: Vec<SourceFacts> = recipe
+        .sources
+        .iter()
+        .filter(|s| s.role == crate::recipe::SourceRole::Train)
+        .map(|s| gather::source(&data, s, &recipe.dir, &NoCards, dpi.as_ref()))
+        .collect();
     let mut judgement = judge::judge(&data, &policy, &target_facts, &facts, &recipe.signoffs);
     if let Some(d) = &dpi {
         for (file, why) in &d.unreadable {

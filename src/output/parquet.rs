@@ -26,7 +26,7 @@ use crate::recipe::Source;
 
 const BATCH_ROWS: usize = 4096;
 
-fn props() -> WriterProperties {
+pub(crate) fn props() -> WriterProperties {
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid zstd level")))
         .set_max_row_group_row_count(Some(64 * 1024))
@@ -174,6 +174,11 @@ impl DocumentsWriter {
         let batch = RecordBatch::try_new(self.schema.clone(), cols).context("building a documents batch")?;
         self.writer.write(&batch).context("writing documents.parquet")?;
         Ok(())
+    }
+
+    /// Rows pushed so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
     }
 
     /// Finish the file; returns the number of rows written.

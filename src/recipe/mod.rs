@@ -55,6 +55,8 @@ pub struct Recipe {
     pub sources: Vec<Source>,
     pub filters: Filters,
     pub dedup: Dedup,
+    /// Decontamination settings, when the recipe has eval sources.
+    pub decontam: Option<crate::stages::decontam::DecontamConfig>,
     /// The model and tokenizer; shards are written only when a tokenizer is given.
     pub target: Option<Target>,
     /// The compliance policy's name or path, as written.
@@ -202,6 +204,9 @@ pub struct Source {
     pub max_record_bytes: u64,
     pub weight: f64,
     pub max_tokens: Option<u64>,
+    pub role: SourceRole,
+    /// The benchmark an eval source holds (its name by default).
+    pub benchmark: String,
 }
 
 /// What the source declares about where its data came from. Carried with every
@@ -351,11 +356,55 @@ pub struct Filters {
     pub max_words: Option<u64>,
     pub drop_regex: Vec<regex::Regex>,
     pub keep_regex: Vec<regex::Regex>,
+    pub quality: Quality,
 }
 
 #[derive(Debug)]
 pub struct Dedup {
     pub exact: bool,
+    /// MinHash near-dedup, when `[dedup] near` is given.
+    pub near: Option<crate::stages::near_dedup::NearDedupConfig>,
+}
+
+/// What a source is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceRole {
+    Train,
+    /// An evaluation set: indexed for decontamination, never trained on.
+    Eval,
+}
+
+/// What the chatbot-phrase detector does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AiPhrases {
+    #[default]
+    Off,
+    /// Count and report per source, keep the documents.
+    Flag,
+    Drop,
+}
+
+/// Quality presets and detectors from `[filters]` (published thresholds; see
+/// docs/stages.md).
+#[derive(Debug, Default)]
+pub struct Quality {
+    pub gopher: Option<crate::stages::quality::GopherQualityConfig>,
+    pub repetition: Option<crate::stages::quality::RepetitionConfig>,
+    pub c4: Option<crate::stages::quality::C4Config>,
+    pub language: Option<crate::stages::quality::LanguageConfig>,
+    pub ai_phrases: AiPhrases,
+    pub pii: bool,
+}
+
+impl Quality {
+    /// Whether any check that can drop a document is on.
+    pub fn drops(&self) -> bool {
+        self.gopher.is_some()
+            || self.repetition.is_some()
+            || self.c4.is_some()
+            || self.language.is_some()
+            || self.ai_phrases == AiPhrases::Drop
+    }
 }
 
 /// Read and check a recipe file.
@@ -707,6 +756,26 @@ fn validate(
         if rs.limit == Some(0) {
             diags.push(Diagnostic::new(format!("source `{name}`: `limit = 0` reads nothing"), sat("limit")));
         }
+        let role = match rs.role.as_deref() {
+            None | Some("train") => SourceRole::Train,
+            Some("eval") => SourceRole::Eval,
+            Some(r) => {
+                diags.push(Diagnostic::new(format!("unknown role `{r}`"), sat("role")).with_hint("one of: train, eval"));
+                SourceRole::Train
+            }
+        };
+        if rs.benchmark.is_some() && role != SourceRole::Eval {
+            diags.push(
+                Diagnostic::new(format!("source `{name}`: `benchmark` applies only to `role = \"eval\"`"), sat("benchmark")),
+            );
+        }
+        if role == SourceRole::Eval && (rs.weight.is_some() || rs.max_tokens.is_some()) {
+            diags.push(Diagnostic::new(
+                format!("source `{name}` is an eval source: `weight` and `max_tokens` do not apply (it is never trained on)"),
+                sat("role"),
+            ));
+        }
+        let benchmark = rs.benchmark.clone().unwrap_or_else(|| name.clone());
         let on_error = match rs.on_error.as_deref() {
             None | Some("fail") => OnError::Fail,
             Some("skip") => OnError::Skip,
@@ -761,6 +830,8 @@ fn validate(
                 max_record_bytes: rs.max_record_bytes.unwrap_or(DEFAULT_MAX_RECORD_BYTES),
                 weight: rs.weight.unwrap_or(1.0),
                 max_tokens: rs.max_tokens,
+                role,
+                benchmark,
             });
         }
     }
@@ -791,6 +862,7 @@ fn validate(
             diags.push(Diagnostic::new(format!("`filters.{lk}` ({lo}) is above `filters.{hk}` ({hi})"), at(&["filters", lk])));
         }
     }
+    let quality = validate_quality(rf.quality, rf.language, rf.ai_phrases, rf.pii, &at, diags);
     let filters = Filters {
         min_chars: rf.min_chars,
         max_chars: rf.max_chars,
@@ -798,8 +870,62 @@ fn validate(
         max_words: rf.max_words,
         drop_regex,
         keep_regex,
+        quality,
     };
-    let dedup = Dedup { exact: raw.dedup.and_then(|d| d.exact).unwrap_or(true) };
+    let raw_dedup = raw.dedup.unwrap_or_default();
+    let near = raw_dedup.near.map(|n| {
+        let d = crate::stages::near_dedup::NearDedupConfig::default();
+        let cfg = crate::stages::near_dedup::NearDedupConfig {
+            ngram: n.ngram.map(|v| v as usize).unwrap_or(d.ngram),
+            bands: n.bands.map(|v| v as usize).unwrap_or(d.bands),
+            rows: n.rows.map(|v| v as usize).unwrap_or(d.rows),
+            threshold: n.threshold.unwrap_or(d.threshold),
+            seed: n.seed.unwrap_or(d.seed),
+            confirm: n.confirm.unwrap_or(d.confirm),
+        };
+        if let Err(e) = cfg.check() {
+            diags.push(Diagnostic::new(format!("`dedup.near`: {e}"), at(&["dedup", "near"])));
+        }
+        cfg
+    });
+    let dedup = Dedup { exact: raw_dedup.exact.unwrap_or(true), near };
+    let has_eval = sources.iter().any(|s: &Source| s.role == SourceRole::Eval);
+    let decontam = match raw.decontaminate {
+        Some(d) => {
+            let def = crate::stages::decontam::DecontamConfig::default();
+            let action = match d.action.as_deref() {
+                None | Some("drop") => crate::stages::decontam::DecontamAction::Drop,
+                Some("flag") => crate::stages::decontam::DecontamAction::Flag,
+                Some(a) => {
+                    diags.push(
+                        Diagnostic::new(format!("unknown decontamination action `{a}`"), at(&["decontaminate", "action"]))
+                            .with_hint("one of: drop, flag"),
+                    );
+                    def.action
+                }
+            };
+            let cfg = crate::stages::decontam::DecontamConfig {
+                ngram: d.ngram.map(|v| v as usize).unwrap_or(def.ngram),
+                min_item_words: d.min_item_words.map(|v| v as usize).unwrap_or(def.min_item_words),
+                action,
+            };
+            if let Err(e) = cfg.check() {
+                diags.push(Diagnostic::new(format!("`decontaminate`: {e}"), at(&["decontaminate"])));
+            }
+            if !has_eval {
+                diags.push(
+                    Diagnostic::new("`[decontaminate]` needs at least one source with `role = \"eval\"`", at(&["decontaminate"]))
+                        .with_hint("add the benchmark's test items as a `[[source]]` with `role = \"eval\"`"),
+                );
+            }
+            Some(cfg)
+        }
+        None if has_eval => Some(crate::stages::decontam::DecontamConfig::default()),
+        None => None,
+    };
+    if !sources.is_empty() && sources.iter().all(|s| s.role == SourceRole::Eval) {
+        diags.push(Diagnostic::new("every source is an eval source: there is nothing to train on", None));
+    }
     let target = raw.target.map(|t| validate_target(t, dir, &at, diags));
     let pack = validate_pack(raw.pack, target.as_ref(), &at, diags);
     let (policy, dpi, signoffs) = validate_policy(raw.policy, dir, text, &sources, target.as_ref(), &at, diags);
@@ -821,6 +947,7 @@ fn validate(
         sources,
         filters,
         dedup,
+        decontam,
         target,
         policy,
         dpi,
@@ -828,6 +955,58 @@ fn validate(
         pack,
         output_dir,
     })
+}
+
+fn validate_quality(
+    presets: Option<Vec<String>>,
+    language: Option<RawLanguage>,
+    ai: Option<String>,
+    pii: Option<String>,
+    at: &dyn Fn(&[&str]) -> Option<Range<usize>>,
+    diags: &mut Vec<Diagnostic>,
+) -> Quality {
+    use crate::stages::quality as q;
+    let mut out = Quality::default();
+    for (i, p) in presets.unwrap_or_default().iter().enumerate() {
+        match p.as_str() {
+            "gopher" => out.gopher = Some(q::GopherQualityConfig::default()),
+            "repetition" => out.repetition = Some(q::RepetitionConfig::default()),
+            "c4" => out.c4 = Some(q::C4Config::default()),
+            other => diags.push(
+                Diagnostic::new(format!("unknown quality preset `{other}`"), at(&["filters", "quality", &i.to_string()]))
+                    .with_hint("any of: gopher, repetition, c4"),
+            ),
+        }
+    }
+    if let Some(l) = language {
+        let codes = l.allowed.unwrap_or_else(|| vec!["eng".to_string()]);
+        let d = q::LanguageConfig::default();
+        match q::LanguageConfig::from_codes(&codes, l.min_confidence.unwrap_or(d.min_confidence)) {
+            Ok(c) => out.language = Some(c),
+            Err(e) => diags.push(Diagnostic::new(format!("`filters.language`: {e}"), at(&["filters", "language"]))),
+        }
+    }
+    out.ai_phrases = match ai.as_deref() {
+        None | Some("off") => AiPhrases::Off,
+        Some("flag") => AiPhrases::Flag,
+        Some("drop") => AiPhrases::Drop,
+        Some(a) => {
+            diags.push(
+                Diagnostic::new(format!("unknown `ai_phrases` action `{a}`"), at(&["filters", "ai_phrases"]))
+                    .with_hint("one of: drop, flag, off"),
+            );
+            AiPhrases::Off
+        }
+    };
+    out.pii = match pii.as_deref() {
+        None | Some("off") => false,
+        Some("redact") => true,
+        Some(a) => {
+            diags.push(Diagnostic::new(format!("unknown `pii` action `{a}`"), at(&["filters", "pii"])).with_hint("one of: redact, off"));
+            false
+        }
+    };
+    out
 }
 
 fn validate_target(

@@ -17,6 +17,7 @@ pub struct RawRecipe {
     pub sources: Vec<RawSource>,
     pub filters: Option<RawFilters>,
     pub dedup: Option<RawDedup>,
+    pub decontaminate: Option<RawDecontaminate>,
     pub pack: Option<RawPack>,
     pub output: Option<RawOutput>,
 }
@@ -146,6 +147,11 @@ pub struct RawSource {
     pub weight: Option<f64>,
     /// Mixing: at most this many tokens from the source (after `weight`).
     pub max_tokens: Option<u64>,
+    /// `train` (default) or `eval`: an evaluation set, never trained on, that training
+    /// documents are decontaminated against.
+    pub role: Option<String>,
+    /// The benchmark an eval source holds (default: the source's name).
+    pub benchmark: Option<String>,
 }
 
 /// Column names to read each part of a document from. Which ones apply depends on the
@@ -171,11 +177,45 @@ pub struct RawFilters {
     pub max_words: Option<u64>,
     pub drop_regex: Option<Vec<String>>,
     pub keep_regex: Option<Vec<String>>,
+    /// Quality presets: any of `gopher`, `repetition`, `c4`.
+    pub quality: Option<Vec<String>>,
+    pub language: Option<RawLanguage>,
+    /// The chatbot-phrase detector: `drop`, `flag` or `off`.
+    pub ai_phrases: Option<String>,
+    /// PII redaction: `redact` or `off`.
+    pub pii: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 pub struct RawDedup {
     pub exact: Option<bool>,
+    /// MinHash near-dedup; `near = {}` turns it on with the defaults.
+    pub near: Option<RawNear>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawNear {
+    pub ngram: Option<u64>,
+    pub bands: Option<u64>,
+    pub rows: Option<u64>,
+    pub threshold: Option<f64>,
+    pub seed: Option<u64>,
+    pub confirm: Option<bool>,
+}
+
+/// Benchmark decontamination against the recipe's `role = "eval"` sources.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawDecontaminate {
+    pub ngram: Option<u64>,
+    pub min_item_words: Option<u64>,
+    /// `drop` or `flag`.
+    pub action: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawLanguage {
+    pub allowed: Option<Vec<String>>,
+    pub min_confidence: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -229,6 +269,9 @@ pub fn known_keys(table_path: &[&str]) -> &'static [&'static str] {
         ["source", "override"] => fields_of::<RawOverride>(),
         ["filters"] => fields_of::<RawFilters>(),
         ["dedup"] => fields_of::<RawDedup>(),
+        ["dedup", "near"] => fields_of::<RawNear>(),
+        ["decontaminate"] => fields_of::<RawDecontaminate>(),
+        ["filters", "language"] => fields_of::<RawLanguage>(),
         ["output"] => fields_of::<RawOutput>(),
         _ => &[],
     }

@@ -8,6 +8,8 @@
 
 pub mod decontam;
 pub mod dedup;
+pub mod eval;
+pub mod near_pass;
 pub mod filter;
 pub mod map;
 pub mod near_dedup;

@@ -59,7 +59,7 @@ impl PiiKind {
 }
 
 /// Spans replaced, per kind.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct PiiCounts {
     pub secret: u64,
     pub email: u64,
