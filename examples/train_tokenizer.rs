@@ -7,7 +7,7 @@
 //! ```
 //!
 //! It reads every string value of the sample sources (JSON Lines, JSON, CSV, text;
-//! gzip too), trains a 2,048-entry byte-level BPE with the `tokenizers` crate's trainer
+//! gzip too; not the `eval/` test sets), trains a 2,048-entry byte-level BPE with the `tokenizers` crate's trainer
 //! (GPT-2's byte-level scheme, so any text encodes without unknown tokens), and writes
 //! `tokenizer.json` and a `tokenizer_config.json` declaring `<s>` / `</s>` and a ChatML
 //! chat template. The vocabulary is tiny on purpose: it exists to exercise the
@@ -80,6 +80,10 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for e in std::fs::read_dir(dir)? {
         let p = e?.path();
         if p.is_dir() {
+            // Evaluation sets are not training text.
+            if p.file_name().is_some_and(|n| n == "eval") {
+                continue;
+            }
             walk(&p, out)?;
         } else if p.file_name().is_some_and(|n| n != "PLANTED.json") {
             out.push(p);

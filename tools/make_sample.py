@@ -59,6 +59,7 @@ import json
 import math
 import os
 import random
+import re
 import struct
 import sys
 import tempfile
@@ -1473,7 +1474,70 @@ def render(r_files: dict[str, list[Row]]) -> dict[str, bytes]:
     return out
 
 
-def planted_json(files: dict[str, list[Row]]) -> bytes:
+EVAL_FRESH = 20
+EVAL_COPIED = 4
+NGRAM = 13
+
+
+def ngrams(text: str, n: int = NGRAM) -> set:
+    """Word n-grams as curate's decontamination sees them: runs of letters or digits,
+    lowercased (punctuation, case and spacing do not matter)."""
+    words = re.findall(r"[^\W_]+", text.lower())
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+def doc_text(obj: dict) -> str:
+    """The text a training or eval document holds: prompt, then answer."""
+    if "question" in obj:
+        return obj["question"] + "\n\n" + obj["answer"]
+    user = obj["instruction"] + ("\n\n" + obj["input"] if obj.get("input") else "")
+    return user + "\n\n" + obj["output"]
+
+
+def build_eval(seen: set, arith: list[Row]) -> tuple[list[dict], list[dict]]:
+    """A small held-out test set in GSM8K's shape (`question`, `answer`) for the
+    decontamination stage: fresh problems from the arithmetic templates, plus a few
+    copied from arith.jsonl (the planted contamination). Every fresh item is checked to
+    share no 13-word window with any training row, so the copies are the only overlap."""
+    r = random.Random(f"{SEED}:eval")
+    train_grams: set = set()
+    for row in arith:
+        if isinstance(row.obj, dict) and row.kind is None:
+            train_grams |= ngrams(doc_text(row.obj))
+    fresh = []
+    while len(fresh) < EVAL_FRESH:
+        ins, inp, out = pick(r, [f for f, w in ARITH_KINDS for _ in range(w)])(r)
+        obj = alpaca(ins, inp, out)
+        key = doc_key(obj)
+        grams = ngrams(doc_text(obj))
+        if key in seen or len(grams) == 0 or grams & train_grams:
+            continue
+        seen.add(key)
+        fresh.append(obj)
+    # Copies: clean rows long enough to hold a 13-word window, chosen by the seed.
+    pool = [row for row in arith[5:] if row.kind is None and row.dup_of is None
+            and isinstance(row.obj, dict) and ngrams(doc_text(row.obj))
+            and not any(o.dup_of is row for o in arith)]
+    copies = r.sample(pool, EVAL_COPIED)
+    items = [(obj, None) for obj in fresh] + [(row.obj, row) for row in copies]
+    r.shuffle(items)
+    rows, plants = [], []
+    for k, (obj, src) in enumerate(items, 1):
+        question = obj["instruction"] + ("\n\n" + obj["input"] if obj["input"] else "")
+        rows.append({"id": f"test-{k:03d}", "question": question, "answer": obj["output"]})
+        if src is not None:
+            plants.append({"row": k, "kind": "copied_into_training",
+                           "of": {"file": "arith.jsonl", "row": src.num}})
+    # The copies are the only overlap with any training row.
+    for k, item in enumerate(rows, 1):
+        hits = [row.num for row in arith if isinstance(row.obj, dict) and row.kind is None
+                and ngrams(doc_text(item)) & ngrams(doc_text(row.obj))]
+        want = [p["of"]["row"] for p in plants if p["row"] == k]
+        assert hits == want, (k, hits, want)
+    return rows, plants
+
+
+def planted_json(files: dict[str, list[Row]], eval_plants: list[dict]) -> bytes:
     units = {"arith.jsonl": "line", "units.csv": "record", "chat.jsonl": "line",
              "sharegpt.json": "element", "selfinstruct.jsonl.gz": "line", "notes": "file"}
     doc = {
@@ -1486,6 +1550,14 @@ def planted_json(files: dict[str, list[Row]]) -> bytes:
                   "are equal after Unicode NFC, CRLF/CR to LF and trimming surrounding "
                   "whitespace; 'variant' says how the bytes differ."),
         "files": {},
+        "eval": {
+            "file": "eval/arith_test.jsonl",
+            "records": EVAL_FRESH + EVAL_COPIED,
+            "about": ("A held-out test set (question, answer) for decontamination: fresh "
+                      "problems plus items copied from arith.jsonl, which a recipe that "
+                      "declares this file `role = \"eval\"` must find in training."),
+            "planted": eval_plants,
+        },
     }
     for name in SOURCE_ORDER:
         rows = files[name]
@@ -1536,7 +1608,10 @@ def generate() -> tuple[dict[str, bytes], dict[str, list[Row]]]:
     instances = sum(len(x.obj["instances"]) for x in files["selfinstruct.jsonl.gz"])
     assert instances == EXPECTED_INSTANCES, instances
     out = render(files)
-    out["PLANTED.json"] = planted_json(files)
+    eval_rows, eval_plants = build_eval(seen, files["arith.jsonl"])
+    out["eval/arith_test.jsonl"] = "".join(
+        json.dumps(x, ensure_ascii=False) + "\n" for x in eval_rows).encode()
+    out["PLANTED.json"] = planted_json(files, eval_plants)
     verify_rendered(out, files)
     assert sum(map(len, out.values())) < SIZE_BUDGET
     return out, files

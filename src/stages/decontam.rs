@@ -317,16 +317,11 @@ impl EvalIndex {
         out
     }
 
-    /// The first overlap in any piece of a document's content (each message of a chat
-    /// is searched on its own).
+    /// The first overlap in a document's content. A chat is searched as one text (its
+    /// messages joined, as eval items are indexed), so an overlap that runs from a
+    /// question into its answer is found.
     pub fn check(&self, content: &Content) -> Option<Contamination> {
-        let mut hit = None;
-        content.for_each_text(|t| {
-            if hit.is_none() {
-                hit = self.first_match(t);
-            }
-        });
-        hit
+        self.first_match(&crate::stages::quality::content_text(content))
     }
 }
 
