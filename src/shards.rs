@@ -189,9 +189,13 @@ pub fn write(
     }
 
     let dtype = if tok.uses_u16() { DType::U16 } else { DType::I32 };
-    // Map the spill read-only; sequences are copied out in pack order.
-    let tok_map = map_file(&tokens_path)?;
-    let mask_map = map_file(&mask_path)?;
+    // Sequences are read back from the spill in pack order with positioned reads
+    // (not a memory map: mapped pages would count as the process's memory, and the
+    // spill is as large as the corpus's tokens).
+    let tok_file = File::open(&tokens_path).with_context(|| format!("cannot open `{}`", tokens_path.display()))?;
+    let mask_file = File::open(&mask_path).with_context(|| format!("cannot open `{}`", mask_path.display()))?;
+    let mut tok_buf: Vec<u8> = Vec::new();
+    let mut mask_buf: Vec<u8> = Vec::new();
     let mut docs_out = ShardDocsWriter::create(&staging.file("docs.parquet"))?;
 
     let mut write_split = |name: &str, split: Split, seqs: &[Seq]| -> anyhow::Result<SplitSummary> {
@@ -206,13 +210,15 @@ pub fn write(
         for (p, pk) in packs.iter().enumerate() {
             for s in pk {
                 let d = &docs[s.item as usize];
-                let (a, b) = (d.offset as usize, d.offset as usize + d.tokens as usize);
-                let t: Vec<u32> = tok_map[a * 4..b * 4]
-                    .chunks_exact(4)
-                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect();
+                use std::os::unix::fs::FileExt;
+                let n = d.tokens as usize;
+                tok_buf.resize(n * 4, 0);
+                mask_buf.resize(n, 0);
+                tok_file.read_exact_at(&mut tok_buf, d.offset * 4).context("reading the token spill")?;
+                mask_file.read_exact_at(&mut mask_buf, d.offset).context("reading the mask spill")?;
+                let t: Vec<u32> = tok_buf.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
                 ids.push(&t)?;
-                loss.push(&mask_map[a..b])?;
+                loss.push(&mask_buf)?;
                 let src = &recipe.sources[d.source];
                 docs_out.push(split, p as u64, (ids.len() - 1) as u64, d, s.copy, src)?;
                 tokens += d.tokens as u64;
@@ -236,8 +242,8 @@ pub fn write(
     let train = write_split("train", Split::Train, &mixed.train)?;
     let valid = if recipe.pack.valid_fraction > 0.0 { Some(write_split("valid", Split::Valid, &mixed.valid)?) } else { None };
     docs_out.finish()?;
-    drop(tok_map);
-    drop(mask_map);
+    drop(tok_file);
+    drop(mask_file);
     std::fs::remove_file(&tokens_path).ok();
     std::fs::remove_file(&mask_path).ok();
 
@@ -308,17 +314,6 @@ pub fn write(
         valid,
         sources,
     })
-}
-
-fn map_file(path: &Path) -> anyhow::Result<memmap2::Mmap> {
-    let f = File::open(path).with_context(|| format!("cannot open `{}`", path.display()))?;
-    if f.metadata()?.len() == 0 {
-        // mmap of an empty file fails on some systems; an anonymous empty map stands in.
-        return Ok(memmap2::MmapOptions::new().len(0).map_anon()?.make_read_only()?);
-    }
-    // SAFETY: the spill files are private to this run's staging folder and are not
-    // written while mapped.
-    unsafe { memmap2::Mmap::map(&f) }.with_context(|| format!("cannot map `{}`", path.display()))
 }
 
 fn copy_tokenizer(staging: &Staging, tok: &TargetTokenizer) -> anyhow::Result<()> {
