@@ -49,6 +49,8 @@ pub struct RunOptions {
     pub out: Option<PathBuf>,
     /// What the compliance check decided, when the recipe has a `[policy]`.
     pub compliance: Option<ComplianceOutputs>,
+    /// Files of fetched sources (hub, URL), by source index, from `crate::fetch`.
+    pub fetched: std::collections::BTreeMap<usize, Vec<InputFile>>,
 }
 
 /// The compliance check's part of a run: sources it rejected (never read), its report
@@ -128,7 +130,13 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> anyhow::Result<RunSummary> {
     let mut inputs = Vec::with_capacity(recipe.sources.len());
     for s in &recipe.sources {
         // A source the policy rejected is not read at all.
-        inputs.push(if excluded.contains(&s.index) { vec![] } else { files::resolve(s, &recipe.dir)? });
+        inputs.push(if excluded.contains(&s.index) {
+            vec![]
+        } else if let Some(f) = opts.fetched.get(&s.index) {
+            f.clone()
+        } else {
+            files::resolve(s, &recipe.dir)?
+        });
     }
 
     // Load the tokenizer before anything is written: a bad tokenizer fails fast.
