@@ -235,7 +235,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         });
     }
     let excluded: Vec<usize> = compliance_out.as_ref().map(|c: &ComplianceOutputs| c.excluded.clone()).unwrap_or_default();
-    let fetched = fetch::materialize(&recipe, &resolved.lock, &fetcher, &excluded)?;
+    let fetched = fetch::materialize(&recipe, &resolved.lock, &fetcher, &excluded, resolved.written)?;
     if let (Some(path), Some(t)) = (fetched.tokenizer, recipe.target.as_mut()) {
         t.tokenizer = Some(recipe::TokenizerRef::Local(path));
     }
@@ -278,7 +278,8 @@ fn lock(path: &std::path::Path, check: bool, g: &Global) -> anyhow::Result<ExitC
     let r = fetch::resolve(&recipe, &f, if check { fetch::Mode::Check } else { fetch::Mode::Update })?;
     if check {
         let current = if existed { Some(fetch::lock::Lock::read(&lock_file)?.to_toml()) } else { None };
-        if current.as_deref() != Some(r.lock.to_toml().as_str()) {
+        let nothing_remote = r.lock.sources.is_empty() && r.lock.tokenizer.is_none();
+        if current.as_deref() != Some(r.lock.to_toml().as_str()) && !(nothing_remote && !existed) {
             let why = if !existed { vec![format!("`{}` does not exist", lock_file.display())] } else { r.changes.clone() };
             anyhow::bail!(
                 "`{}` is stale:\n  {}\nhint: run `curate lock {}` to update it",
@@ -308,7 +309,7 @@ fn fetch_only(path: &std::path::Path, g: &Global) -> anyhow::Result<ExitCode> {
     let f = fetcher(g)?;
     let r = fetch::resolve(&recipe, &f, fetch::Mode::UseLock)?;
     report_lock(&r, &recipe, g.quiet);
-    let m = fetch::materialize(&recipe, &r.lock, &f, &[])?;
+    let m = fetch::materialize(&recipe, &r.lock, &f, &[], r.written)?;
     if !g.quiet {
         let files: usize = m.inputs.values().map(Vec::len).sum::<usize>() + usize::from(m.tokenizer.is_some());
         eprintln!("curate: {files} file(s) in the cache ({} downloaded now)", m.downloaded);

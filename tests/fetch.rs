@@ -220,6 +220,7 @@ fn a_wrong_checksum_never_reaches_the_cache() {
     let err = fails(&t.run(&[t.d.recipe(RECIPE).to_str().unwrap()]));
     assert!(err.contains("source `big`: file `data/train-00000-of-00002.jsonl`"), "{err}");
     assert!(err.contains("checksum mismatch"), "{err}");
+    assert!(err.contains("contradict its own listing"), "a fresh lock is not blamed on the remote moving: {err}");
     let files = t.cache_files();
     assert!(!files.iter().any(|f| f.contains(&sha)), "no blob, no part file: {files:?}");
     assert!(!files.iter().any(|f| f.ends_with("train-00000-of-00002.jsonl")), "no snapshot: {files:?}");
@@ -263,7 +264,6 @@ fn a_gated_dataset_needs_a_token_which_never_leaves_the_hub() {
     // Nowhere in what curate wrote or printed.
     assert!(!stderr(&o).contains("sekrit"));
     let mut written = vec![t.d.join("curate.lock")];
-    walk(&t.d.out(), &t.d.out(), &mut vec![]);
     for e in std::fs::read_dir(t.d.out()).unwrap().flatten() {
         written.push(e.path());
     }
@@ -314,7 +314,7 @@ fn a_remote_that_no_longer_matches_the_lock_is_refused() {
     assert!(!t.d.out().exists());
     // A recipe edited after locking: named without any request.
     let before = t.hub.requests().len();
-    std::fs::write(&r, std::fs::read_to_string(r).unwrap().replace("split = \"test\"", "split = \"train\"")).unwrap();
+    std::fs::write(r, std::fs::read_to_string(r).unwrap().replace("split = \"test\"", "split = \"train\"")).unwrap();
     let err = fails(&t.run(&[r]));
     assert!(err.contains("does not match the recipe") && err.contains("source `small`"), "{err}");
     assert!(err.contains("split = \"train\"") && err.contains("--update"), "{err}");
@@ -422,4 +422,30 @@ fn an_hf_tokenizer_resolves_through_the_lock() {
     assert!(!lock.contains("model.safetensors"));
     assert!(t.d.out().join("train.bin").exists());
     assert_eq!(std::fs::read(t.d.out().join("tokenizer/tokenizer.json")).unwrap(), tok);
+}
+
+#[test]
+fn two_sources_reading_the_same_files_download_them_once() {
+    let t = T::new();
+    two_datasets(&t);
+    let r = t.d.recipe(
+        "[[source]]\nname = \"a\"\nhf = \"org/big\"\nformat = \"text\"\n\n[[source]]\nname = \"b\"\nhf = \"org/big\"\nformat = \"text\"\n",
+    );
+    ok(&t.run(&[r.to_str().unwrap()]));
+    assert_eq!(t.hub.count("/resolve/"), 2, "one resolve per distinct file: {:?}", t.hub.requests());
+    let report = std::fs::read_to_string(t.d.out().join("report.json")).unwrap();
+    assert!(report.contains("dedup.exact"), "b's rows are exact duplicates of a's");
+}
+
+#[test]
+fn a_lock_with_a_hostile_file_name_is_refused_too() {
+    let t = T::new();
+    two_datasets(&t);
+    let r = t.d.recipe(RECIPE);
+    ok(&t.run(&["lock", r.to_str().unwrap()]));
+    let lock = t.d.join("curate.lock");
+    let text = std::fs::read_to_string(&lock).unwrap().replace("path = \"test.jsonl\"", "path = \"../../../x.jsonl\"");
+    std::fs::write(&lock, text).unwrap();
+    let err = fails(&t.run(&[r.to_str().unwrap()]));
+    assert!(err.contains("curate.lock") && err.contains("\"../../../x.jsonl\""), "{err}");
 }

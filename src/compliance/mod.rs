@@ -97,7 +97,7 @@ pub fn assess_with_cards(recipe: &Recipe, opts: &Options, cards: &dyn gather::Ca
             diags::Code::HubCardsOffline,
             None,
             format!(
-                "hub cards were not read for `{}` (offline, or the data is local); the catalog's record of each card is used",
+                "hub cards were not read for `{}`: no `curate.lock` records them (`curate lock` reads the cards of fetched sources; a source with a local `path` is not fetched); the catalog's record of each card is used",
                 unread.join("`, `")
             ),
         ));

@@ -98,8 +98,12 @@ impl Cache {
         p
     }
 
+    pub fn url_blobs(&self) -> PathBuf {
+        self.curate.join("urls").join("blobs")
+    }
+
     pub fn url_blob(&self, sha256: &str) -> PathBuf {
-        self.curate.join("urls").join("blobs").join(sha256)
+        self.url_blobs().join(sha256)
     }
 }
 

@@ -13,7 +13,6 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sha2::Digest;
@@ -131,13 +130,11 @@ pub fn fetch_one(http: &Http, job: &Job, bar: &ProgressBar, note: &dyn Fn(String
     std::fs::create_dir_all(&job.blob_dir).map_err(|e| io(format!("cannot create `{}`: {e}", job.blob_dir.display())))?;
     let part = part_path(job);
     let attempts = http.config.retries + 1;
-    let started = Instant::now();
     http.retrying(
         || attempt(http, job, &part, bar),
         |e, n| note(format!("curate: {}: {e}; retrying ({n}/{})", job.label, attempts - 1)),
     )
     .map_err(|err| DownloadError::Http { label: job.label.clone(), err })?;
-    let _ = started;
 
     // Verify the whole part, including any bytes kept from an earlier attempt.
     let (size, sha256, git) = digest_file(&part, job.git_oid.is_some()).map_err(|e| io(format!("cannot read `{}`: {e}", part.display())))?;
@@ -184,7 +181,7 @@ fn attempt(http: &Http, job: &Job, part: &Path, bar: &ProgressBar) -> Result<(),
     }
     let (resp, url) = match &job.origin {
         Origin::Url(url) => {
-            let r = http.get_once(url, Some(have))?;
+            let r = restart_on_416(http.get_once(url, Some(have)), part, have)?;
             if (300..400).contains(&r.status) {
                 let location = r.header("location").unwrap_or("").to_string();
                 return Err(HttpError::UnexpectedRedirect { url: shown(url), location: shown(&location) });
@@ -206,7 +203,7 @@ fn attempt(http: &Http, job: &Job, part: &Path, bar: &ProgressBar) -> Result<(),
                 if !matches!(next.scheme(), "http" | "https") || (base.scheme() == "https" && next.scheme() == "http") {
                     return Err(HttpError::UnexpectedRedirect { url: shown(url), location: shown(next.as_str()) });
                 }
-                let r2 = http.get_once(next.as_str(), Some(have))?;
+                let r2 = restart_on_416(http.get_once(next.as_str(), Some(have)), part, have)?;
                 if (300..400).contains(&r2.status) {
                     let loc = r2.header("location").unwrap_or("").to_string();
                     return Err(HttpError::UnexpectedRedirect { url: shown(next.as_str()), location: shown(&loc) });
@@ -272,6 +269,22 @@ fn attempt(http: &Http, job: &Job, part: &Path, bar: &ProgressBar) -> Result<(),
         });
     }
     Ok(())
+}
+
+/// A 416 to a range request means the part file is not a prefix the server knows
+/// (the file changed, or the part is complete already): drop it and try again whole.
+fn restart_on_416(
+    r: Result<super::http::Response, HttpError>,
+    part: &Path,
+    have: u64,
+) -> Result<super::http::Response, HttpError> {
+    match r {
+        Err(HttpError::Status { code: 416, url }) if have > 0 => {
+            let _ = std::fs::remove_file(part);
+            Err(HttpError::Transport { url, msg: "the partial download cannot be resumed; starting over".into(), retry: true })
+        }
+        r => r,
+    }
 }
 
 /// The hub's own statements about a file, on its 302 (or 200): they must agree with

@@ -17,7 +17,7 @@
 //! let recipe = curate::recipe::load(std::path::Path::new("recipe.toml"))?;
 //! let f = curate::fetch::Fetcher::from_env(curate::fetch::Options::default())?;
 //! let resolved = curate::fetch::resolve(&recipe, &f, curate::fetch::Mode::UseLock)?;
-//! let fetched = curate::fetch::materialize(&recipe, &resolved.lock, &f, &[])?;
+//! let fetched = curate::fetch::materialize(&recipe, &resolved.lock, &f, &[], resolved.written)?;
 //! # let _ = fetched; Ok(()) }
 //! ```
 //!
@@ -248,7 +248,8 @@ pub fn resolve(recipe: &Recipe, f: &Fetcher, mode: Mode) -> anyhow::Result<Resol
         );
     }
     let mut new = Lock { version: lock::VERSION, ..Default::default() };
-    let mut pending: Vec<(Job, usize, Option<usize>)> = Vec::new(); // (job, source index in lock or usize::MAX, file index)
+    // (job, entry index in the new lock or usize::MAX for the tokenizer, file index)
+    let mut pending: Vec<(Job, usize, Option<usize>)> = Vec::new();
     for s in &remote {
         let (entry, jobs) = resolve_source(recipe, f, s)?;
         let at = new.sources.len();
@@ -263,22 +264,44 @@ pub fn resolve(recipe: &Recipe, f: &Fetcher, mode: Mode) -> anyhow::Result<Resol
     // Learn the sha256 of files the hub lists without one, by downloading them (they
     // are the small files git stores itself, or URLs without `sha256`).
     if !pending.is_empty() {
-        let jobs: Vec<Job> = pending.iter().map(|p| p.0.clone()).collect();
-        let results = download::run_all(&f.http, &jobs, f.opts.progress, f.opts.quiet);
-        let mut errors = Vec::new();
-        for ((_, at, fi), r) in pending.iter().zip(results) {
-            match r {
-                Ok(done) => {
-                    let file = if *at == usize::MAX {
-                        &mut new.tokenizer.as_mut().expect("tokenizer entry").files[fi.unwrap()]
-                    } else {
-                        &mut new.sources[*at].files[fi.unwrap()]
-                    };
-                    file.sha256 = done.sha256;
-                    file.size = done.size;
+        // One download per distinct file: two sources may read the same one.
+        let key = |j: &Job| {
+            let what = match &j.origin {
+                Origin::Hub { url, .. } | Origin::Url(url) => url.clone(),
+            };
+            (j.blob_dir.clone(), j.sha256.clone().or_else(|| j.git_oid.clone()).unwrap_or(what))
+        };
+        let mut unique: Vec<Job> = Vec::new();
+        let mut slot = Vec::with_capacity(pending.len());
+        for (job, _, _) in &pending {
+            match unique.iter().position(|u| key(u) == key(job)) {
+                Some(i) => slot.push(i),
+                None => {
+                    slot.push(unique.len());
+                    unique.push(job.clone());
                 }
-                Err(e) => errors.push(e.to_string()),
             }
+        }
+        let results: Vec<Result<download::Fetched, String>> = download::run_all(&f.http, &unique, f.opts.progress, f.opts.quiet)
+            .into_iter()
+            .map(|r| r.map_err(|e| e.to_string()))
+            .collect();
+        let mut errors: Vec<String> = results.iter().filter_map(|r| r.as_ref().err().cloned()).collect();
+        for ((job, at, fi), u) in pending.iter().zip(&slot) {
+            let Ok(done) = &results[*u] else { continue };
+            if let Some(snap) = &job.snapshot
+                && std::fs::symlink_metadata(snap).is_err()
+                && let Err(e) = cache::link_snapshot(&done.blob, snap)
+            {
+                errors.push(format!("{}: {e:#}", job.label));
+            }
+            let file = if *at == usize::MAX {
+                &mut new.tokenizer.as_mut().expect("tokenizer entry").files[fi.unwrap()]
+            } else {
+                &mut new.sources[*at].files[fi.unwrap()]
+            };
+            file.sha256 = done.sha256.clone();
+            file.size = done.size;
         }
         if !errors.is_empty() {
             bail!("{}", errors.join("\n"));
@@ -338,7 +361,7 @@ fn resolve_source(recipe: &Recipe, f: &Fetcher, s: &Source) -> anyhow::Result<(L
             size: None,
             sha256: s.sha256.clone(),
             git_oid: None,
-            blob_dir: f.cache.url_blob("x").parent().unwrap().to_path_buf(),
+            blob_dir: f.cache.url_blobs(),
             snapshot: None,
         };
         return Ok((entry, vec![(job, 0)]));
@@ -463,8 +486,10 @@ fn cached(path: &Path, file: &LockedFile) -> bool {
     download::digest_file(path, false).is_ok_and(|(_, h, _)| h == file.sha256)
 }
 
-/// See the module docs. `skip` lists source indices not to fetch (rejected ones).
-pub fn materialize(recipe: &Recipe, lock: &Lock, f: &Fetcher, skip: &[usize]) -> anyhow::Result<Materialized> {
+/// See the module docs. `skip` lists source indices not to fetch (rejected ones);
+/// `just_locked` says the lock was written by this run (so a mismatch is the server
+/// contradicting itself, not the remote moving away from an older lock).
+pub fn materialize(recipe: &Recipe, lock: &Lock, f: &Fetcher, skip: &[usize], just_locked: bool) -> anyhow::Result<Materialized> {
     struct Want {
         source: Option<usize>,
         path: PathBuf,
@@ -537,7 +562,14 @@ pub fn materialize(recipe: &Recipe, lock: &Lock, f: &Fetcher, skip: &[usize]) ->
             recipe.path.display()
         );
     }
-    let jobs: Vec<Job> = wants.iter().filter_map(|w| w.job.clone()).collect();
+    // One download per blob: two sources may read the same file; each gets its
+    // snapshot link afterwards.
+    let mut seen = std::collections::BTreeSet::new();
+    let jobs: Vec<Job> = wants
+        .iter()
+        .filter_map(|w| w.job.clone())
+        .filter(|j| seen.insert((j.blob_dir.clone(), j.sha256.clone())))
+        .collect();
     let downloaded = jobs.len();
     if !jobs.is_empty() {
         let started = std::time::Instant::now();
@@ -551,14 +583,24 @@ pub fn materialize(recipe: &Recipe, lock: &Lock, f: &Fetcher, skip: &[usize]) ->
             }
         }
         if !errors.is_empty() {
-            let hint = if errors.iter().any(|e| e.contains("curate.lock")) {
-                "\nhint: the remote no longer matches `curate.lock`; `curate lock` resolves again and shows what changed (review it), `--update` does the same in a run"
-            } else {
+            let hint = if !errors.iter().any(|e| e.contains("curate.lock")) {
                 ""
+            } else if just_locked {
+                "\nhint: the server sent bytes that contradict its own listing; nothing corrupt was cached, so running again retries"
+            } else {
+                "\nhint: the remote no longer matches `curate.lock`; `curate lock` resolves again and shows what changed (review it), `--update` does the same in a run"
             };
             bail!("{}{hint}", errors.join("\n"));
         }
         f.say(format!("curate: fetched {downloaded} file(s), {} bytes, in {:.1}s", crate::report::thousands(bytes), started.elapsed().as_secs_f64()));
+        for w in &wants {
+            if let Some(job) = &w.job
+                && let Some(snap) = &job.snapshot
+                && !cached(snap, &w.file)
+            {
+                cache::link_snapshot(&job.blob_dir.join(&w.file.sha256), snap)?;
+            }
+        }
     }
 
     let mut out = Materialized { downloaded, ..Default::default() };
