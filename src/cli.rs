@@ -244,6 +244,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         progress: !cli.global.no_progress && !cli.global.quiet,
         out: run.out,
         compliance: compliance_out,
+        lock_sha256: if fetched.inputs.is_empty() && !fetched.tokenizer_locked {
+            None
+        } else {
+            std::fs::read(fetch::lock_path(&recipe)).ok().map(|b| crate::hash::sha256_hex(&b))
+        },
         fetched: fetched.inputs,
     };
     let summary = pipeline::run(&recipe, &opts)?;

@@ -51,6 +51,8 @@ pub struct RunOptions {
     pub compliance: Option<ComplianceOutputs>,
     /// Files of fetched sources (hub, URL), by source index, from `crate::fetch`.
     pub fetched: std::collections::BTreeMap<usize, Vec<InputFile>>,
+    /// sha256 of the `curate.lock` the fetched inputs were read through.
+    pub lock_sha256: Option<String>,
 }
 
 /// The compliance check's part of a run: sources it rejected (never read), its report
@@ -331,7 +333,7 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> anyhow::Result<RunSummary> {
         output::write_file(&staging.file(name), bytes)?;
     }
     if let Some(sh) = &shard_summary {
-        let manifest = report::manifest(recipe, sh, &stats, &shards::file_hashes(staging.path())?);
+        let manifest = report::manifest(recipe, sh, &stats, &shards::file_hashes(staging.path())?, opts.lock_sha256.as_deref());
         output::write_file(&staging.file("manifest.json"), manifest.as_bytes())?;
     }
     clocks.write_ns += t.elapsed().as_nanos() as u64;

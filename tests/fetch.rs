@@ -422,6 +422,8 @@ fn an_hf_tokenizer_resolves_through_the_lock() {
     assert!(!lock.contains("model.safetensors"));
     assert!(t.d.out().join("train.bin").exists());
     assert_eq!(std::fs::read(t.d.out().join("tokenizer/tokenizer.json")).unwrap(), tok);
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(t.d.out().join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["lock"]["sha256"].as_str(), Some(sha256_hex(lock.as_bytes()).as_str()), "the manifest names the lock it read");
 }
 
 #[test]

@@ -467,6 +467,8 @@ pub struct Materialized {
     /// By source index.
     pub inputs: BTreeMap<usize, Vec<InputFile>>,
     pub tokenizer: Option<PathBuf>,
+    /// The tokenizer came through the lock.
+    pub tokenizer_locked: bool,
     /// Files downloaded now (0 when the cache had them all).
     pub downloaded: usize,
 }
@@ -617,7 +619,10 @@ pub fn materialize(recipe: &Recipe, lock: &Lock, f: &Fetcher, skip: &[usize], ju
                 let input = files::fetched(s, w.path.clone(), display, &w.file.path, w.file.size)?;
                 out.inputs.entry(i).or_default().push(input);
             }
-            None if w.file.path == "tokenizer.json" => out.tokenizer = Some(w.path.clone()),
+            None if w.file.path == "tokenizer.json" => {
+                out.tokenizer = Some(w.path.clone());
+                out.tokenizer_locked = true;
+            }
             None => {}
         }
     }
