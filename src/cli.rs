@@ -283,8 +283,9 @@ fn lock(path: &std::path::Path, check: bool, g: &Global) -> anyhow::Result<ExitC
     let r = fetch::resolve(&recipe, &f, if check { fetch::Mode::Check } else { fetch::Mode::Update })?;
     if check {
         let current = if existed { Some(fetch::lock::Lock::read(&lock_file)?.to_toml()) } else { None };
-        let nothing_remote = r.lock.sources.is_empty() && r.lock.tokenizer.is_none();
-        if current.as_deref() != Some(r.lock.to_toml().as_str()) && !(nothing_remote && !existed) {
+        // A recipe with nothing remote needs no lock.
+        let needs_lock = existed || !r.lock.sources.is_empty() || r.lock.tokenizer.is_some();
+        if needs_lock && current.as_deref() != Some(r.lock.to_toml().as_str()) {
             let why = if !existed { vec![format!("`{}` does not exist", lock_file.display())] } else { r.changes.clone() };
             anyhow::bail!(
                 "`{}` is stale:\n  {}\nhint: run `curate lock {}` to update it",
