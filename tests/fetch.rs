@@ -451,3 +451,22 @@ fn a_lock_with_a_hostile_file_name_is_refused_too() {
     let err = fails(&t.run(&[r.to_str().unwrap()]));
     assert!(err.contains("curate.lock") && err.contains("\"../../../x.jsonl\""), "{err}");
 }
+
+#[test]
+fn a_download_cut_off_in_one_run_resumes_in_the_next() {
+    let t = T::new();
+    two_datasets(&t);
+    let body = rows("alpha", 40);
+    t.hub.fault(Fault::Drop { on: "/blobs/".into(), after: 1000, times: 2 });
+    let r = t.d.recipe(RECIPE);
+    let err = fails(&t.run_env(&[r.to_str().unwrap()], &[("CURATE_HTTP_RETRIES", "1")]));
+    assert!(err.contains("source `big`: file `data/train-00000-of-00002.jsonl`"), "{err}");
+    assert!(err.contains("closed before all bytes were read"), "{err}");
+    let parts: Vec<String> = t.cache_files().into_iter().filter(|f| f.ends_with(".part")).collect();
+    assert_eq!(parts.len(), 1, "the partial file is kept for the next run: {parts:?}");
+    ok(&t.run(&[r.to_str().unwrap()]));
+    let last = t.hub.requests().into_iter().filter(|q| q.server == "storage").last().unwrap();
+    assert_eq!(last.range.as_deref(), Some("bytes=2000-"), "{last:?}");
+    assert!(!t.cache_files().iter().any(|f| f.ends_with(".part")));
+    assert_eq!(std::fs::read(t.cache().join("datasets--org--big/blobs").join(sha256_hex(&body))).unwrap(), body);
+}

@@ -279,6 +279,48 @@ mod tests {
         assert!(!h.sends_token_to(&Url::parse("https://huggingface.co:8443/x").unwrap()));
     }
 
+    /// Answer each of `answers` to one connection, in order, on 127.0.0.1.
+    fn serve(answers: Vec<String>) -> String {
+        use std::io::{BufRead, BufReader, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for a in answers {
+                let Ok((s, _)) = l.accept() else { return };
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut line = String::new();
+                while r.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                let mut s = s;
+                let _ = s.write_all(a.as_bytes());
+            }
+        });
+        url
+    }
+
+    fn http(url: &str) -> Http {
+        let cfg = HttpConfig { retries: 0, report_retries: false, ..HttpConfig::default() };
+        Http::new(cfg, &Url::parse(url).unwrap(), None)
+    }
+
+    #[test]
+    fn metadata_over_the_limit_is_refused() {
+        let body = format!("[{}]", "1,".repeat(100) + "1");
+        let url = serve(vec![format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())]);
+        let e = http(&url).get_json(&format!("{url}/api/x"), 64).unwrap_err();
+        assert!(matches!(e, HttpError::TooLarge { limit: 64, .. }), "{e}");
+        assert!(e.to_string().contains("more than 64 bytes"), "{e}");
+    }
+
+    #[test]
+    fn metadata_calls_follow_no_redirect() {
+        let url = serve(vec!["HTTP/1.1 302 Found\r\nLocation: http://elsewhere.example/x?sig=1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into()]);
+        let e = http(&url).get_json(&format!("{url}/api/x"), 1 << 20).unwrap_err();
+        assert!(matches!(e, HttpError::UnexpectedRedirect { .. }), "{e}");
+        assert!(!e.to_string().contains("sig=1"), "no query strings in messages: {e}");
+    }
+
     #[test]
     fn shown_urls_lose_their_query() {
         assert_eq!(shown("https://s.example/x?X-Amz-Signature=abc"), "https://s.example/x");
