@@ -15,6 +15,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::compliance::{self, Assessment};
+use crate::fetch;
 use crate::pipeline::{self, ComplianceOutputs, RunOptions, RunSummary};
 use crate::recipe;
 use crate::report::thousands;
@@ -65,6 +66,10 @@ struct RunArgs {
     /// Write the outputs here instead of the recipe's `[output] dir`.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+
+    /// Resolve hub and URL sources again and rewrite `curate.lock` before running.
+    #[arg(long)]
+    update: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,6 +107,21 @@ enum Command {
         source: String,
         #[arg(long, value_name = "PATH")]
         dpi: Option<PathBuf>,
+    },
+    /// Resolve every hub and URL source (revision → commit, files, sizes, sha256) and
+    /// write `curate.lock` beside the recipe, printing what changed.
+    Lock {
+        /// The recipe file.
+        recipe: PathBuf,
+        /// Write nothing; fail (exit 2) naming each change when the lock is stale.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Download every locked input into the cache, and nothing else (writes
+    /// `curate.lock` first when there is none).
+    Fetch {
+        /// The recipe file.
+        recipe: PathBuf,
     },
     /// Print one pack of an output's shards, decoded, with trained spans marked
     /// (`«…»`, or green on a terminal) and each document's source and locator.
@@ -148,6 +168,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Run { recipe, run, dpi }) => (recipe, run, dpi),
         Some(Command::Check { recipe, json, dpi }) => return check(&recipe, json, dpi, cli.global.quiet),
         Some(Command::Explain { recipe, source, dpi }) => return explain(&recipe, &source, dpi),
+        Some(Command::Lock { recipe, check }) => return lock(&recipe, check, &cli.global),
+        Some(Command::Fetch { recipe }) => return fetch_only(&recipe, &cli.global),
         None => match cli.recipe {
             Some(r) => (r, cli.run, None),
             None => {
@@ -157,25 +179,21 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         },
     };
-    // `--offline` changes nothing yet for local sources: they never touch the network.
-    let _ = cli.global.offline;
-    let recipe = recipe::load(&recipe_path)?;
+    let mut recipe = recipe::load(&recipe_path)?;
     let threads = run.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     if threads == 0 {
         anyhow::bail!("`--threads` must be at least 1");
     }
-    // Hub fetching is not built: a hub source runs only from a local copy.
-    for s in &recipe.sources {
-        if let (Some(id), true) = (&s.hf, s.inputs.is_empty()) {
-            anyhow::bail!(
-                "source `{}` names hub dataset `{id}` but has no local `path`: fetching from the hub is not available yet\nhint: download it yourself and add `path = \"...\"` beside `hf`; `curate check` judges it without the data",
-                s.name
-            );
-        }
-    }
+    // Remote inputs: the lock first (no network when it fits the recipe), so the
+    // compliance check can read the hub cards it records.
+    let fetcher = fetcher(&cli.global)?;
+    let mode = if run.update { fetch::Mode::Update } else { fetch::Mode::UseLock };
+    let resolved = fetch::resolve(&recipe, &fetcher, mode)?;
+    report_lock(&resolved, &recipe, cli.global.quiet);
+    let cards = fetch::LockedCards::new(&resolved.lock);
     let mut compliance_out = None;
     if recipe.policy.is_some() {
-        let a = compliance::assess(&recipe, &compliance::Options { dpi })?;
+        let a = compliance::assess_with_cards(&recipe, &compliance::Options { dpi }, &cards)?;
         let d = a.diagnostics_text();
         if !cli.global.quiet && !d.is_empty() {
             eprint!("{d}");
@@ -216,11 +234,22 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             ],
         });
     }
+    let excluded: Vec<usize> = compliance_out.as_ref().map(|c: &ComplianceOutputs| c.excluded.clone()).unwrap_or_default();
+    let fetched = fetch::materialize(&recipe, &resolved.lock, &fetcher, &excluded, resolved.written)?;
+    if let (Some(path), Some(t)) = (fetched.tokenizer, recipe.target.as_mut()) {
+        t.tokenizer = Some(recipe::TokenizerRef::Local(path));
+    }
     let opts = RunOptions {
         threads,
         progress: !cli.global.no_progress && !cli.global.quiet,
         out: run.out,
         compliance: compliance_out,
+        lock_sha256: if fetched.inputs.is_empty() && !fetched.tokenizer_locked {
+            None
+        } else {
+            std::fs::read(fetch::lock_path(&recipe)).ok().map(|b| crate::hash::sha256_hex(&b))
+        },
+        fetched: fetched.inputs,
     };
     let summary = pipeline::run(&recipe, &opts)?;
     if !cli.global.quiet {
@@ -229,10 +258,83 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn fetcher(g: &Global) -> anyhow::Result<fetch::Fetcher> {
+    fetch::Fetcher::from_env(fetch::Options { offline: g.offline, progress: !g.no_progress && !g.quiet, quiet: g.quiet })
+}
+
+/// Say that the lock was written and what changed in it.
+fn report_lock(r: &fetch::Resolved, recipe: &recipe::Recipe, quiet: bool) {
+    if quiet || !r.written {
+        return;
+    }
+    let n = r.lock.sources.len() + usize::from(r.lock.tokenizer.is_some());
+    eprintln!("curate: wrote `{}` ({n} remote input(s))", fetch::lock_path(recipe).display());
+    for c in &r.changes {
+        eprintln!("  {c}");
+    }
+}
+
+/// `curate lock`: resolve again and write (or, with `--check`, compare).
+fn lock(path: &std::path::Path, check: bool, g: &Global) -> anyhow::Result<ExitCode> {
+    let recipe = recipe::load(path)?;
+    let f = fetcher(g)?;
+    let lock_file = fetch::lock_path(&recipe);
+    let existed = lock_file.is_file();
+    let r = fetch::resolve(&recipe, &f, if check { fetch::Mode::Check } else { fetch::Mode::Update })?;
+    if check {
+        let current = if existed { Some(fetch::lock::Lock::read(&lock_file)?.to_toml()) } else { None };
+        // A recipe with nothing remote needs no lock.
+        let needs_lock = existed || !r.lock.sources.is_empty() || r.lock.tokenizer.is_some();
+        if needs_lock && current.as_deref() != Some(r.lock.to_toml().as_str()) {
+            let why = if !existed { vec![format!("`{}` does not exist", lock_file.display())] } else { r.changes.clone() };
+            anyhow::bail!(
+                "`{}` is stale:\n  {}\nhint: run `curate lock {}` to update it",
+                lock_file.display(),
+                why.join("\n  "),
+                path.display()
+            );
+        }
+        if !g.quiet {
+            eprintln!("curate: `{}` is up to date", lock_file.display());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !g.quiet {
+        if r.written {
+            report_lock(&r, &recipe, false);
+        } else {
+            eprintln!("curate: `{}` is up to date", lock_file.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `curate fetch`: the lock, then every file into the cache.
+fn fetch_only(path: &std::path::Path, g: &Global) -> anyhow::Result<ExitCode> {
+    let recipe = recipe::load(path)?;
+    let f = fetcher(g)?;
+    let r = fetch::resolve(&recipe, &f, fetch::Mode::UseLock)?;
+    report_lock(&r, &recipe, g.quiet);
+    let m = fetch::materialize(&recipe, &r.lock, &f, &[], r.written)?;
+    if !g.quiet {
+        let files: usize = m.inputs.values().map(Vec::len).sum::<usize>() + usize::from(m.tokenizer.is_some());
+        eprintln!("curate: {files} file(s) in the cache ({} downloaded now)", m.downloaded);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Hub cards for `check` and `explain`: those `curate.lock` records; none without a
+/// lock (judging then uses the catalog, with a note), so checking needs no network.
+fn lock_cards(recipe: &recipe::Recipe) -> anyhow::Result<fetch::LockedCards> {
+    let p = fetch::lock_path(recipe);
+    let lock = if p.is_file() { fetch::lock::Lock::read(&p)? } else { fetch::lock::Lock::default() };
+    Ok(fetch::LockedCards::new(&lock))
+}
+
 /// `curate check`: the verdict table (or JSON) on stdout, diagnostics on stderr.
 fn check(path: &std::path::Path, json: bool, dpi: Option<PathBuf>, quiet: bool) -> anyhow::Result<ExitCode> {
     let recipe = recipe::load(path)?;
-    let a: Assessment = compliance::assess(&recipe, &compliance::Options { dpi })?;
+    let a: Assessment = compliance::assess_with_cards(&recipe, &compliance::Options { dpi }, &lock_cards(&recipe)?)?;
     if json {
         let mut s = serde_json::to_string_pretty(&a.to_json())?;
         s.push('\n');
@@ -252,7 +354,7 @@ fn check(path: &std::path::Path, json: bool, dpi: Option<PathBuf>, quiet: bool) 
 /// `curate explain`: one source's rule trace, on stdout.
 fn explain(path: &std::path::Path, source: &str, dpi: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let recipe = recipe::load(path)?;
-    let a = compliance::assess(&recipe, &compliance::Options { dpi })?;
+    let a = compliance::assess_with_cards(&recipe, &compliance::Options { dpi }, &lock_cards(&recipe)?)?;
     match a.explain(source) {
         Some(text) => {
             print!("{text}");

@@ -11,6 +11,7 @@
 pub mod cli;
 pub mod compliance;
 pub mod document;
+pub mod fetch;
 pub mod hash;
 pub mod inspect;
 pub mod ledger;

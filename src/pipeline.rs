@@ -49,6 +49,10 @@ pub struct RunOptions {
     pub out: Option<PathBuf>,
     /// What the compliance check decided, when the recipe has a `[policy]`.
     pub compliance: Option<ComplianceOutputs>,
+    /// Files of fetched sources (hub, URL), by source index, from `crate::fetch`.
+    pub fetched: std::collections::BTreeMap<usize, Vec<InputFile>>,
+    /// sha256 of the `curate.lock` the fetched inputs were read through.
+    pub lock_sha256: Option<String>,
 }
 
 /// The compliance check's part of a run: sources it rejected (never read), its report
@@ -128,7 +132,13 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> anyhow::Result<RunSummary> {
     let mut inputs = Vec::with_capacity(recipe.sources.len());
     for s in &recipe.sources {
         // A source the policy rejected is not read at all.
-        inputs.push(if excluded.contains(&s.index) { vec![] } else { files::resolve(s, &recipe.dir)? });
+        inputs.push(if excluded.contains(&s.index) {
+            vec![]
+        } else if let Some(f) = opts.fetched.get(&s.index) {
+            f.clone()
+        } else {
+            files::resolve(s, &recipe.dir)?
+        });
     }
 
     // Load the tokenizer before anything is written: a bad tokenizer fails fast.
@@ -323,7 +333,7 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> anyhow::Result<RunSummary> {
         output::write_file(&staging.file(name), bytes)?;
     }
     if let Some(sh) = &shard_summary {
-        let manifest = report::manifest(recipe, sh, &stats, &shards::file_hashes(staging.path())?);
+        let manifest = report::manifest(recipe, sh, &stats, &shards::file_hashes(staging.path())?, opts.lock_sha256.as_deref());
         output::write_file(&staging.file("manifest.json"), manifest.as_bytes())?;
     }
     clocks.write_ns += t.elapsed().as_nanos() as u64;

@@ -546,8 +546,15 @@ fn shards_markdown(out: &mut String, sh: &ShardSummary) {
 
 /// `manifest.json`: what a trainer or an auditor needs to trust the shards: the
 /// recipe, the tokenizer and its special ids, the layout, per-source counts, and the
-/// sha256 of every other output file.
-pub fn manifest(recipe: &Recipe, sh: &ShardSummary, stats: &[SourceStats], files: &[(String, String)]) -> String {
+/// sha256 of every other output file; and `curate.lock`'s sha256 when remote inputs
+/// were read through it.
+pub fn manifest(
+    recipe: &Recipe,
+    sh: &ShardSummary,
+    stats: &[SourceStats],
+    files: &[(String, String)],
+    lock_sha256: Option<&str>,
+) -> String {
     #[derive(Serialize)]
     struct SourceCount<'a> {
         name: &'a str,
@@ -557,11 +564,18 @@ pub fn manifest(recipe: &Recipe, sh: &ShardSummary, stats: &[SourceStats], files
         valid_tokens: u64,
     }
     #[derive(Serialize)]
+    struct LockInfo<'a> {
+        file: &'static str,
+        sha256: &'a str,
+    }
+    #[derive(Serialize)]
     struct Manifest<'a> {
         format: &'static str,
         version: u32,
         curate_version: &'static str,
         recipe: RecipeInfo<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        lock: Option<LockInfo<'a>>,
         shards: &'a ShardSummary,
         sources: Vec<SourceCount<'a>>,
         files: BTreeMap<&'a str, &'a str>,
@@ -576,6 +590,7 @@ pub fn manifest(recipe: &Recipe, sh: &ShardSummary, stats: &[SourceStats], files
             sha256: &recipe.sha256,
             seed: recipe.seed,
         },
+        lock: lock_sha256.map(|sha256| LockInfo { file: "curate.lock", sha256 }),
         shards: sh,
         sources: recipe
             .sources

@@ -742,11 +742,11 @@ fn run_stops_on_an_unresolved_conditional_source_with_exit_1() {
 }
 
 #[test]
-fn run_refuses_a_hub_source_without_a_local_copy() {
+fn run_offline_without_a_lock_says_how_to_fetch_a_hub_source() {
     let d = Dir::new();
     let r = write_recipe(&d, MISTRAL, &hub("dolly", "databricks/databricks-dolly-15k", ""));
-    let err = fails(&d.curate(&[&r]));
-    assert!(err.contains("fetching from the hub is not available yet"), "{err}");
+    let err = fails(&d.curate(&["--offline", &r]));
+    assert!(err.contains("curate.lock") && err.contains("offline") && err.contains("curate lock"), "{err}");
 }
 
 #[test]

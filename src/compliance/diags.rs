@@ -63,7 +63,7 @@ pub enum Code {
     DpiUnreadable,
     /// A source's `where` can select none of its catalogued subsets (nor other rows).
     WhereSelectsNothing,
-    /// Hub cards were not consulted: fetching from the hub is not built yet.
+    /// Hub cards were not consulted for some hub sources (offline, or local data).
     HubCardsOffline,
 }
 
@@ -114,7 +114,7 @@ impl Code {
             Code::SignoffUnknownRule => "a sign-off names a rule the policy does not have",
             Code::DpiUnreadable => "a file of the DPI collection could not be read and was skipped",
             Code::WhereSelectsNothing => "the `where` selects none of the source's catalogued subsets",
-            Code::HubCardsOffline => "hub cards were not read: hub fetching is not available yet",
+            Code::HubCardsOffline => "hub cards were not read for some hub sources: offline, or their data is local",
         }
     }
 }

@@ -5,8 +5,9 @@
 //! 1. the recipe's `override` (each carries a reason);
 //! 2. the recipe's assertions (`license`, `origin`, `generated_by`);
 //! 3. the catalog (`licenses/catalog/*.toml`), by hub id or alias, subset facts first;
-//! 4. the hub card: not read yet (no network code); [`CardSource`] is the hook, and the
-//!    catalog's `card_license` records what the card said when the entry was written;
+//! 4. the hub card, through [`CardSource`]: `crate::fetch::LockedCards` gives what
+//!    `curate.lock` recorded of each fetched dataset's card; otherwise the catalog's
+//!    `card_license` records what the card said when the entry was written;
 //! 5. a Data Provenance Initiative collection, when the recipe or `--dpi` names one.
 //!
 //! The first source that knows a fact decides it; every other observation is kept, and
@@ -249,13 +250,13 @@ pub struct HubCard {
     pub source_datasets: Vec<String>,
 }
 
-/// Where dataset cards come from. The engine runs offline today ([`NoCards`]); a hub
-/// client will implement this, and tests use a fixed one.
+/// Where dataset cards come from: the lockfile's record (`crate::fetch::LockedCards`),
+/// none ([`NoCards`]), or a fixed set in tests. No network code lives here.
 pub trait CardSource {
     fn card(&self, hub_id: &str) -> Option<HubCard>;
 }
 
-/// No cards: hub fetching is not built yet.
+/// No cards: the catalog's record of each card is used.
 pub struct NoCards;
 
 impl CardSource for NoCards {

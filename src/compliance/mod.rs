@@ -54,6 +54,12 @@ pub struct Assessment {
 /// Gather and judge. Errors are bad input (exit 2): no `[policy]`, an unknown policy,
 /// invalid data, an unreadable DPI collection, a sign-off naming an unknown rule.
 pub fn assess(recipe: &Recipe, opts: &Options) -> anyhow::Result<Assessment> {
+    assess_with_cards(recipe, opts, &NoCards)
+}
+
+/// [`assess`] with hub cards from `cards` (the lockfile's record of each card, or
+/// the hub itself for `check`).
+pub fn assess_with_cards(recipe: &Recipe, opts: &Options, cards: &dyn gather::CardSource) -> anyhow::Result<Assessment> {
     let Some(policy_name) = &recipe.policy else {
         anyhow::bail!(
             "recipe `{}` has no `[policy]`, so there is nothing to check against\nhint: add `[policy]` with `use = \"neurips-2023\"`",
@@ -72,7 +78,7 @@ pub fn assess(recipe: &Recipe, opts: &Options) -> anyhow::Result<Assessment> {
         .sources
         .iter()
         .filter(|s| s.role == crate::recipe::SourceRole::Train)
-        .map(|s| gather::source(&data, s, &recipe.dir, &NoCards, dpi.as_ref()))
+        .map(|s| gather::source(&data, s, &recipe.dir, cards, dpi.as_ref()))
         .collect();
     let mut judgement = judge::judge(&data, &policy, &target_facts, &facts, &recipe.signoffs);
     if let Some(d) = &dpi {
@@ -84,11 +90,16 @@ pub fn assess(recipe: &Recipe, opts: &Options) -> anyhow::Result<Assessment> {
             ));
         }
     }
-    if recipe.sources.iter().any(|s| s.hf.is_some()) {
+    let unread: Vec<&str> =
+        recipe.sources.iter().filter_map(|s| s.hf.as_deref()).filter(|h| cards.card(h).is_none()).collect();
+    if !unread.is_empty() {
         judgement.diagnostics.push(diags::Diag::new(
             diags::Code::HubCardsOffline,
             None,
-            "hub cards were not read (hub fetching is not available yet); the catalog's record of each card is used",
+            format!(
+                "hub cards were not read for `{}`: no `curate.lock` records them (`curate lock` reads the cards of fetched sources; a source with a local `path` is not fetched); the catalog's record of each card is used",
+                unread.join("`, `")
+            ),
         ));
     }
     let errors: Vec<String> =

@@ -185,10 +185,15 @@ pub struct Source {
     pub index: usize,
     /// The Hugging Face hub id that identifies the dataset (`hf`).
     pub hf: Option<String>,
+    /// The hub revision (`revision`), when written; `main` otherwise.
+    pub revision: Option<String>,
     pub split: Option<String>,
     pub config: Option<String>,
-    /// Paths, globs or folders, resolved against the recipe's folder. Empty only for
-    /// an `hf` source without a local copy, which `run` refuses.
+    /// `url = "https://…"`: one file fetched over HTTP(S), with its expected sha256.
+    pub url: Option<String>,
+    pub sha256: Option<String>,
+    /// Paths, globs or folders, resolved against the recipe's folder. Empty for a
+    /// source fetched from the hub (`hf` without `path`) or from a `url`.
     pub inputs: Vec<PathBuf>,
     pub reader: Option<ReaderKind>,
     pub mapping: Mapping,
@@ -655,6 +660,7 @@ fn validate(
                 diags.push(Diagnostic::new(format!("source `{name}`: `{k}` is empty"), sat(k)));
             }
         }
+        validate_remote(&name, &rs.url, &rs.sha256, &rs.revision, rs.hf.is_some(), rs.path.is_some(), &sat, diags);
         let inputs: Vec<PathBuf> = match rs.path {
             Some(p) => {
                 let v = p.into_vec();
@@ -663,7 +669,7 @@ fn validate(
                 }
                 v.iter().map(|s| dir.join(s)).collect()
             }
-            None if rs.hf.is_some() => vec![],
+            None if rs.hf.is_some() || rs.url.is_some() => vec![],
             None => {
                 diags.push(
                     Diagnostic::new(format!("source `{name}` has no `path`"), src_at.clone())
@@ -810,8 +816,11 @@ fn validate(
                 name,
                 index: i,
                 hf: rs.hf,
+                revision: rs.revision,
                 split: rs.split,
                 config: rs.config,
+                url: rs.url,
+                sha256: rs.sha256.map(|h| h.to_ascii_lowercase()),
                 inputs,
                 reader,
                 mapping: m.clone(),
@@ -1007,6 +1016,51 @@ fn validate_quality(
         }
     };
     out
+}
+
+/// The keys of a fetched source: `url` (with `sha256`) or `hf` (with `revision`).
+#[allow(clippy::too_many_arguments)]
+fn validate_remote(
+    name: &str,
+    url: &Option<String>,
+    sha256: &Option<String>,
+    revision: &Option<String>,
+    has_hf: bool,
+    has_path: bool,
+    sat: &dyn Fn(&str) -> Option<Range<usize>>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    if let Some(u) = url {
+        if has_path {
+            diags.push(
+                Diagnostic::new(format!("source `{name}` has both `url` and `path`"), sat("url"))
+                    .with_hint("keep `path` for a local copy, or `url` to fetch it"),
+            );
+        }
+        if !(u.starts_with("https://") || u.starts_with("http://")) || u.len() < 9 {
+            diags.push(
+                Diagnostic::new(format!("source `{name}`: `url = {u:?}` is not an http(s) URL"), sat("url"))
+                    .with_hint("write it as `https://host/path/file.jsonl`"),
+            );
+        }
+    }
+    if let Some(h) = sha256 {
+        if url.is_none() {
+            diags.push(Diagnostic::new(format!("source `{name}`: `sha256` applies to a `url` source"), sat("sha256")));
+        } else if !(h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit())) {
+            diags.push(Diagnostic::new(format!("source `{name}`: `sha256` must be 64 hex digits"), sat("sha256")));
+        }
+    }
+    if let Some(r) = revision {
+        if !has_hf {
+            diags.push(Diagnostic::new(format!("source `{name}`: `revision` applies to an `hf` source"), sat("revision")));
+        } else if r.trim().is_empty() || r.contains("..") || r.starts_with('/') {
+            diags.push(
+                Diagnostic::new(format!("source `{name}`: `revision = {r:?}` is not a branch, tag or commit"), sat("revision"))
+                    .with_hint("e.g. `main`, `v1.0` or a 40-digit commit id"),
+            );
+        }
+    }
 }
 
 fn validate_target(

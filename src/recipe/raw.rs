@@ -119,12 +119,17 @@ impl OneOrMany {
 #[derive(Debug, Default, Deserialize)]
 pub struct RawSource {
     pub name: Option<String>,
-    /// Hugging Face hub id (`org/name`). For now it only identifies the dataset (for
-    /// compliance); the data itself is read from `path`.
+    /// Hugging Face hub id (`org/name`): identifies the dataset (for compliance) and,
+    /// without `path`, is where its files are fetched from.
     pub hf: Option<String>,
+    /// The branch, tag or commit of the hub dataset (default `main`).
+    pub revision: Option<String>,
     /// The split and config of the hub dataset the source reads.
     pub split: Option<String>,
     pub config: Option<String>,
+    /// One file fetched over HTTP(S), optionally checked against `sha256`.
+    pub url: Option<String>,
+    pub sha256: Option<String>,
     pub path: Option<OneOrMany>,
     pub reader: Option<String>,
     pub format: Option<String>,

@@ -114,6 +114,23 @@ pub fn resolve(source: &Source, recipe_dir: &Path) -> anyhow::Result<Vec<InputFi
     Ok(files)
 }
 
+/// A file fetched into the cache (`crate::fetch`): read from `path`, named `display`
+/// in locators (`hf://datasets/org/name/file`, or the URL) so that ids do not depend
+/// on where the cache lives; its reader and compression come from `name`, the remote
+/// file's name, since cache blobs are named by their hash.
+pub fn fetched(source: &Source, path: PathBuf, display: String, name: &str, bytes: u64) -> anyhow::Result<InputFile> {
+    let (compression, _) = split_compression(Path::new(name));
+    let reader = match source.reader.or_else(|| reader_for(Path::new(name))) {
+        Some(r) => r,
+        None => bail!(
+            "source `{}`: cannot tell how to read `{display}` from its extension\nhint: set `reader` to one of: {}",
+            source.name,
+            ReaderKind::ALL.join(", ")
+        ),
+    };
+    Ok(InputFile { path, display, reader, compression, bytes })
+}
+
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
     entries.sort_by_key(|e| e.file_name());

@@ -74,7 +74,7 @@ impl TargetTokenizer {
         let path = match &target.tokenizer {
             Some(TokenizerRef::Local(p)) => p.clone(),
             Some(TokenizerRef::Hub(id)) => bail!(
-                "tokenizer `hf:{id}` needs the hub client, which this build does not have yet\nhint: download its tokenizer.json (and tokenizer_config.json) and point `[target] tokenizer` at the file"
+                "tokenizer `hf:{id}` has not been fetched: `curate run` resolves it through `curate.lock` and the cache\nhint: call `crate::fetch::materialize` first, or point `[target] tokenizer` at a local tokenizer.json"
             ),
             None => bail!("`[target] tokenizer` is not set"),
         };
