@@ -937,7 +937,7 @@ fn validate(
         None => dir.join("out").join(&name),
     };
     let seed = meta.seed.unwrap_or(0);
-    let train = raw.train.map(|t| train::validate(t, dir, &output_dir, seed, target.as_ref(), &at, diags));
+    let train = raw.train.map(|t| train::validate(t, dir, seed, target.as_ref(), &at, diags));
 
     if !diags.is_empty() {
         return None;

@@ -3,7 +3,7 @@
 //! The raw table mirrors the TOML (unknown keys are caught by the loader like any
 //! other table's); [`validate`] checks every value, collecting every problem with its
 //! place, and resolves the defaults: the base model defaults to `[target] model`, the
-//! seed to `[recipe] seed`, the output folder to `<[output] dir>/train`.
+//! seed to `[recipe] seed`, the training folder to `train/` in the shards' folder.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -130,8 +130,9 @@ pub struct Train {
     pub eval_max_packs: u64,
     pub gradient_checkpointing: bool,
     pub attention: String,
-    /// Where the adapter, checkpoints and the training report go.
-    pub dir: PathBuf,
+    /// Where the adapter, checkpoints and the training report go; `None`: the
+    /// `train` folder inside the shards' output folder.
+    pub dir: Option<PathBuf>,
 }
 
 /// A local folder is written as a path (`/…`, `./…`, `../…`); anything else is a hub id.
@@ -148,12 +149,10 @@ fn hub_id(s: &str) -> bool {
     ok(parts.next()) && ok(parts.next()) && parts.next().is_none()
 }
 
-/// Check `[train]` and fill in its defaults. `output_dir` is the recipe's resolved
-/// `[output] dir`; `seed` its `[recipe] seed`.
+/// Check `[train]` and fill in its defaults; `seed` is the recipe's `[recipe] seed`.
 pub fn validate(
     t: RawTrain,
     dir: &Path,
-    output_dir: &Path,
     seed: u64,
     target: Option<&Target>,
     at: &dyn Fn(&[&str]) -> Option<Range<usize>>,
@@ -313,10 +312,10 @@ pub fn validate(
     let train_dir = match t.dir {
         Some(d) if d.trim().is_empty() => {
             diags.push(Diagnostic::new("`train.dir` is empty", k("dir")));
-            output_dir.join("train")
+            None
         }
-        Some(d) => dir.join(d),
-        None => output_dir.join("train"),
+        Some(d) => Some(dir.join(d)),
+        None => None,
     };
     Train {
         base,
@@ -386,7 +385,7 @@ format = "text"
         assert_eq!(t.budget_hours, 24.0);
         assert_eq!(t.lora_targets, vec!["all-linear"]);
         assert_eq!(t.lora_alpha, 32.0);
-        assert_eq!(t.dir, PathBuf::from("/r/out/t/train"));
+        assert_eq!(t.dir, None);
         assert!(t.gradient_checkpointing && !t.merge && !t.random_init);
     }
 
