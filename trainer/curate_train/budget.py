@@ -46,6 +46,7 @@ class Planner:
         self.requested = requested
         self.total = requested          # the schedule's length
         self.step_times = []
+        self.first_step_s = None        # the session's first step, slower than the rest
         self.save_s = None              # measured writing of an adapter + checkpoint
         self.eval_s = None              # measured evaluation pass
         self.eval_estimate = 0.0
@@ -54,13 +55,16 @@ class Planner:
         self.calibration_start = done
 
     def record_step(self, seconds, first):
-        if not first:
+        if first:
+            self.first_step_s = seconds
+        else:
             self.step_times.append(seconds)
             del self.step_times[:-50]
 
     def step_estimate(self):
+        """The median of the recent steps; the first step's time until there are any."""
         if not self.step_times:
-            return None
+            return self.first_step_s
         return statistics.median(self.step_times)
 
     def reserve(self):
@@ -69,15 +73,14 @@ class Planner:
         ev = self.eval_s if self.eval_s is not None else self.eval_estimate
         return SAFETY * (save + ev + self.merge_estimate) + 1.0
 
-    def can_step(self, first_step_guess=None):
-        """Whether one more step fits before the reserve."""
-        est = self.step_estimate()
-        if est is None:
-            est = first_step_guess or 0.0
+    def can_step(self):
+        """Whether one more step fits before the reserve. Before any step of the
+        session is measured, only the reserve is checked."""
+        est = self.step_estimate() or 0.0
         return self.budget.left() - self.reserve() > SAFETY * est
 
     def affordable(self):
-        est = self.step_estimate()
+        est = statistics.median(self.step_times) if self.step_times else None
         if not est:
             return None
         return max(0, math.floor((self.budget.left() - self.reserve()) / (SAFETY * est)))

@@ -100,3 +100,14 @@ def test_loss_counts_only_trained_tokens_within_documents(shards):
     assert n == count and n > 0
     assert abs(total.item() - want) < 1e-3 * max(1.0, want)
     assert np.all(p.labels[np.concatenate([[0], np.cumsum(p.lengths)[:-1]])] == -100)
+
+
+@pytest.mark.parametrize("flat", [True, False])
+def test_gpu_smoke_attention_check_on_cpu(shards, flat):
+    """The smoke script's own packed-vs-alone check, run here with SDPA on CPU."""
+    import torch
+
+    import gpu_smoke
+
+    worst = gpu_smoke.attention_check(shards, torch.device("cpu"), "sdpa", flat, torch.float32)
+    assert worst < 1e-4
