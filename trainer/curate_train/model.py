@@ -3,6 +3,7 @@ pass with attention confined to each document."""
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -57,19 +58,30 @@ def is_local(model):
 
 def make_random_base(settings, device, dtype, dest):
     """Build the base from its config with random weights (seeded) and save it, so
-    that every later load (resume, quantization, merge) sees the same weights."""
+    that every later load (resume, quantization, merge) sees the same weights. A
+    saved base is reused only when it was made from the same config and seed."""
+    import hashlib
+
     from transformers import AutoConfig, AutoModelForCausalLM
 
     dest = Path(dest)
-    if (dest / "config.json").exists():
-        return dest
     cfg = AutoConfig.from_pretrained(settings.base.model, local_files_only=settings.offline)
+    made_from = {"config_sha256": hashlib.sha256(cfg.to_json_string(use_diff=False).encode()).hexdigest(),
+                 "seed": settings.seed}
+    marker = dest / "curate-random-init.json"
+    if marker.exists() and json.loads(marker.read_text()) == made_from:
+        return dest
     torch.manual_seed(settings.seed)
     with torch.device(device):
         model = AutoModelForCausalLM.from_config(cfg, dtype=dtype)
     tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     del model
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    (tmp / "curate-random-init.json").write_text(json.dumps(made_from) + "\n")
+    shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)
     return dest
 

@@ -295,15 +295,19 @@ def run(settings_path, started):
     device = modeling.pick_device(s.device)
     attn = modeling.pick_attention(s.attention, device)
     dtype = modeling.pick_dtype(device)
-    torch.manual_seed(s.seed)
     if s.base.random_init:
         base_path = modeling.make_random_base(s, device, dtype, out / "random-base")
     else:
         base_path = s.base.model
     if modeling.is_local(str(base_path)):
         modeling.tokenizer_check(base_path, s.shards)
+    torch.manual_seed(s.seed)  # the adapters' initialisation
     model = modeling.load(s, device, attn, dtype, base_path)
     modeling.vocab_check(model, manifest)
+    if device.type == "cuda":
+        # Peak memory is reported for training, not for building or loading the model.
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
     window = modeling.sliding_window(model)
     params = [p for p in model.parameters() if p.requires_grad]
     n_train = sum(p.numel() for p in params)
