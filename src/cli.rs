@@ -135,6 +135,32 @@ enum Command {
         #[arg(long, default_value = "train")]
         split: String,
     },
+    /// Fine-tune the recipe's base model on its shards with the bundled trainer
+    /// (`[train]` in the recipe; see docs/trainer.md). The exit code is the trainer's.
+    Train(TrainArgs),
+}
+
+/// `curate train`'s options (the launcher is in `crate::train`).
+#[derive(Debug, Args)]
+struct TrainArgs {
+    /// The recipe file (its shards must have been built).
+    recipe: PathBuf,
+    /// The shards' folder, when not the recipe's `[output] dir`.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// A Python that has the trainer's packages; no virtual environment is made.
+    #[arg(long, value_name = "PATH")]
+    python: Option<PathBuf>,
+    /// Where to make (or reuse) the trainer's virtual environment
+    /// (default: ~/.cache/curate/trainer-venv).
+    #[arg(long, value_name = "DIR")]
+    venv: Option<PathBuf>,
+    /// Discard the checkpoints and train from the start.
+    #[arg(long)]
+    restart: bool,
+    /// Check the base model, write settings.json and print it; launch nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 /// A build the policy refuses: exit code 1, not 2. The verdicts have been printed.
@@ -164,6 +190,19 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let marks = if color { crate::inspect::Marks::Color } else { crate::inspect::Marks::Brackets };
             print!("{}", crate::inspect::inspect(&out, &split, pack, marks)?);
             return Ok(ExitCode::SUCCESS);
+        }
+        Some(Command::Train(t)) => {
+            let recipe = recipe::load(&t.recipe)?;
+            let opts = crate::train::Options {
+                out: t.out,
+                python: t.python,
+                venv: t.venv,
+                restart: t.restart,
+                dry_run: t.dry_run,
+                offline: cli.global.offline,
+                quiet: cli.global.quiet,
+            };
+            return crate::train::run(&recipe, &opts);
         }
         Some(Command::Run { recipe, run, dpi }) => (recipe, run, dpi),
         Some(Command::Check { recipe, json, dpi }) => return check(&recipe, json, dpi, cli.global.quiet),

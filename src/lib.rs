@@ -25,3 +25,4 @@ pub mod shards;
 pub mod source;
 pub mod stages;
 pub mod tokenize;
+pub mod train;

@@ -333,7 +333,7 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> anyhow::Result<RunSummary> {
         output::write_file(&staging.file(name), bytes)?;
     }
     if let Some(sh) = &shard_summary {
-        let manifest = report::manifest(recipe, sh, &stats, &shards::file_hashes(staging.path())?, opts.lock_sha256.as_deref());
+        let manifest = report::manifest(recipe, sh, &stats, &shards::file_hashes(staging.path())?, opts.lock_sha256.as_deref(), compliance.map(|c| c.0));
         output::write_file(&staging.file("manifest.json"), manifest.as_bytes())?;
     }
     clocks.write_ns += t.elapsed().as_nanos() as u64;

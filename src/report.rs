@@ -546,14 +546,17 @@ fn shards_markdown(out: &mut String, sh: &ShardSummary) {
 
 /// `manifest.json`: what a trainer or an auditor needs to trust the shards: the
 /// recipe, the tokenizer and its special ids, the layout, per-source counts, and the
-/// sha256 of every other output file; and `curate.lock`'s sha256 when remote inputs
-/// were read through it.
+/// sha256 of every other output file; `curate.lock`'s sha256 when remote inputs
+/// were read through it. `compliance` is the report's compliance section (when the
+/// recipe has a policy); the manifest carries what a trainer needs from it (see
+/// [`manifest_compliance`]).
 pub fn manifest(
     recipe: &Recipe,
     sh: &ShardSummary,
     stats: &[SourceStats],
     files: &[(String, String)],
     lock_sha256: Option<&str>,
+    compliance: Option<&serde_json::Value>,
 ) -> String {
     #[derive(Serialize)]
     struct SourceCount<'a> {
@@ -579,6 +582,8 @@ pub fn manifest(
         shards: &'a ShardSummary,
         sources: Vec<SourceCount<'a>>,
         files: BTreeMap<&'a str, &'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        compliance: Option<serde_json::Value>,
     }
     let m = Manifest {
         format: "curate-shards",
@@ -606,15 +611,69 @@ pub fn manifest(
             })
             .collect(),
         files: files.iter().map(|(f, h)| (f.as_str(), h.as_str())).collect(),
+        compliance: compliance.map(manifest_compliance),
     };
     let mut s = serde_json::to_string_pretty(&m).expect("manifest serialises");
     s.push('\n');
     s
 }
 
+/// The manifest's `compliance` section, from the report's: the policy and the target
+/// the verdicts were reached for, which base models they allow to train on the shards
+/// (`base_models`: the target itself; `base_families`: its family, narrowed by every
+/// same-family term such as Llama 2's), and the obligations a trained model inherits,
+/// with the files that state them. `curate train` refuses any other base.
+pub fn manifest_compliance(report: &serde_json::Value) -> serde_json::Value {
+    use serde_json::{Value, json};
+    let target = &report["target"];
+    let ob = &report["obligations"];
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default()
+    };
+    let mut families: Vec<String> = target["family"].as_str().map(|f| vec![f.to_string()]).unwrap_or_default();
+    let same_family = ob["same_family"].as_array().cloned().unwrap_or_default();
+    for term in &same_family {
+        let allowed = strings(&term["families"]);
+        if !allowed.is_empty() {
+            families.retain(|f| allowed.contains(f));
+        }
+    }
+    json!({
+        "policy": report["policy"],
+        "verdict": report["verdict"],
+        "target": { "model": target["model"], "family": target["family"], "verdict": target["verdict"] },
+        "base_models": target["model"].as_str().map(|m| vec![m.to_string()]).unwrap_or_default(),
+        "base_families": families,
+        "same_family": same_family,
+        "license": ob["license"],
+        "non_commercial": ob["non_commercial"],
+        "use_restrictions": ob["use_restrictions"],
+        "attribution": ob["attribution"],
+        "files": ["NOTICE", "README.md"],
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn manifest_compliance_narrows_families_by_same_family_terms() {
+        let report = serde_json::json!({
+            "policy": "p", "verdict": "allow",
+            "target": { "model": "meta-llama/Llama-2-7b-hf", "family": "llama-2", "verdict": "allow" },
+            "obligations": { "license": "LicenseRef-Llama2-Community", "same_family": [
+                { "source": "gen", "families": ["llama-2"], "release_under": ["LicenseRef-Llama2-Community"] }
+            ], "non_commercial": [], "use_restrictions": [], "attribution": [] },
+        });
+        let c = manifest_compliance(&report);
+        assert_eq!(c["base_models"], serde_json::json!(["meta-llama/Llama-2-7b-hf"]));
+        assert_eq!(c["base_families"], serde_json::json!(["llama-2"]));
+        assert_eq!(c["same_family"][0]["source"], "gen");
+        let mut other = report.clone();
+        other["obligations"]["same_family"][0]["families"] = serde_json::json!(["qwen"]);
+        assert_eq!(manifest_compliance(&other)["base_families"], serde_json::json!([]));
+    }
 
     #[test]
     fn thousands_separators() {

@@ -22,6 +22,7 @@
 
 pub mod diag;
 pub mod raw;
+pub mod train;
 
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
@@ -68,6 +69,8 @@ pub struct Recipe {
     pub signoffs: Vec<Signoff>,
     pub pack: Pack,
     pub output_dir: PathBuf,
+    /// `[train]`, for `curate train` (see [`train`]).
+    pub train: Option<train::Train>,
 }
 
 /// What the data will train.
@@ -942,6 +945,8 @@ fn validate(
         Some(d) => dir.join(d),
         None => dir.join("out").join(&name),
     };
+    let seed = meta.seed.unwrap_or(0);
+    let train = raw.train.map(|t| train::validate(t, dir, seed, target.as_ref(), &at, diags));
 
     if !diags.is_empty() {
         return None;
@@ -952,7 +957,7 @@ fn validate(
         sha256: crate::hash::sha256_hex(text.as_bytes()),
         name,
         description: meta.description,
-        seed: meta.seed.unwrap_or(0),
+        seed,
         sources,
         filters,
         dedup,
@@ -963,6 +968,7 @@ fn validate(
         signoffs,
         pack,
         output_dir,
+        train,
     })
 }
 

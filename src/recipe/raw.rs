@@ -20,6 +20,8 @@ pub struct RawRecipe {
     pub decontaminate: Option<RawDecontaminate>,
     pub pack: Option<RawPack>,
     pub output: Option<RawOutput>,
+    /// `[train]`: see `super::train`.
+    pub train: Option<super::train::RawTrain>,
 }
 
 /// The model these data will train, and how documents become its tokens.
@@ -278,6 +280,7 @@ pub fn known_keys(table_path: &[&str]) -> &'static [&'static str] {
         ["decontaminate"] => fields_of::<RawDecontaminate>(),
         ["filters", "language"] => fields_of::<RawLanguage>(),
         ["output"] => fields_of::<RawOutput>(),
+        ["train"] => fields_of::<super::train::RawTrain>(),
         _ => &[],
     }
 }
