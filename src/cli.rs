@@ -25,7 +25,6 @@ use crate::report::thousands;
 #[command(
     name = "curate",
     version,
-    args_conflicts_with_subcommands = true,
     after_help = "`curate RECIPE` is short for `curate run RECIPE`.\n\nExit codes: 0 success, 1 policy failure, 2 bad input or error."
 )]
 pub struct Cli {

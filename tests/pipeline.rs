@@ -354,3 +354,15 @@ origin = "human"
     assert_eq!(r["totals"]["documents_kept"], 7473 + 252);
     assert_eq!(r["totals"]["ledger_entries"], 0);
 }
+
+/// Global flags may stand before a subcommand (`curate -q check …`), not only after.
+#[test]
+fn global_flags_before_a_subcommand() {
+    let d = Dir::new();
+    d.write("in.jsonl", "{\"text\": \"hello world, a document\"}\n");
+    d.recipe("[[source]]\nname = \"s\"\npath = \"in.jsonl\"\nformat = \"text\"\n");
+    ok(&d.curate(&["-q", "--no-progress", "run", "recipe.toml"]));
+    ok(&d.curate(&["--threads", "1", "-q", "recipe.toml"]));
+    ok(&d.curate(&["-q", "run", "recipe.toml", "--out", "x"]));
+    assert!(d.join("x/documents.parquet").exists());
+}
