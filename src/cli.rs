@@ -415,6 +415,16 @@ fn print_summary(recipe: &recipe::Recipe, s: &RunSummary) {
     out.push_str(&format!("  {:<width$} {:>10} {:>10} {:>10}{seq_col}  dropped by rule\n", "source", "read", "kept", "dropped"));
     for (i, (src, st)) in recipe.sources.iter().zip(&s.stats).enumerate() {
         let read = st.stages.get("read").map(|c| c.records_in).unwrap_or(0);
+        if src.role == recipe::SourceRole::Eval {
+            // An eval set is indexed for decontamination, never kept or trained on.
+            out.push_str(&format!(
+                "  {:<width$} {:>10}  eval set `{}`, indexed for decontamination\n",
+                src.name,
+                thousands(read),
+                src.benchmark
+            ));
+            continue;
+        }
         let (kept, _) = st.kept();
         let dropped: u64 = st.drops.values().sum();
         let rules: Vec<String> = st.drops.iter().map(|(k, n)| format!("{k} {n}")).collect();
