@@ -470,3 +470,55 @@ fn a_download_cut_off_in_one_run_resumes_in_the_next() {
     assert!(!t.cache_files().iter().any(|f| f.ends_with(".part")));
     assert_eq!(std::fs::read(t.cache().join("datasets--org--big/blobs").join(sha256_hex(&body))).unwrap(), body);
 }
+
+/// `[decontaminate] helm = "run_specs.conf"`: the benchmarks a HELM run-spec file names
+/// become eval sources, fetched from the hub, and training documents that hold one of
+/// their items are dropped.
+#[test]
+fn a_helm_run_spec_decontaminates_against_the_benchmarks_it_names() {
+    let t = T::new();
+    let items = [
+        ("A baker fills 14 trays with 12 rolls each and sells all but 9 of the rolls by noon. How many rolls did the baker sell?", "14 * 12 = 168; 168 - 9 = 159. #### 159"),
+        ("Ravi walks 3 kilometres to school and back every weekday for 4 weeks. How many kilometres does he walk in those weeks?", "3 * 2 * 5 * 4 = 120. #### 120"),
+    ];
+    let test: String = items.iter().map(|(q, a)| format!("{}\n", json!({"question": q, "answer": a}))).collect();
+    t.hub.dataset("openai/gsm8k", &[("main/test-00000-of-00001.jsonl", test.as_bytes())]);
+    t.hub.set_card(
+        "datasets",
+        "openai/gsm8k",
+        json!({"configs": [{"config_name": "main", "data_files": [{"split": "test", "path": "main/test-*"}]}]}),
+        &[],
+    );
+    t.d.write("run_specs.conf", "entries: [\n  {description: \"gsm:model=m,max_eval_instances=2\", priority: 1}\n]\n");
+    let train: String = (0..6)
+        .map(|i| {
+            let text = if i == 3 {
+                format!("Worked example. {} Think it through step by step.", items[1].0)
+            } else {
+                format!("Practice text number {i} about trains, clocks and fractions, long enough to keep.")
+            };
+            format!("{}\n", json!({ "text": text }))
+        })
+        .collect();
+    t.d.write("train.jsonl", train);
+    let r = t.d.recipe("[[source]]\nname = \"train\"\npath = \"train.jsonl\"\nformat = \"text\"\n\n[decontaminate]\nhelm = \"run_specs.conf\"\n");
+    ok(&t.run(&[r.to_str().unwrap()]));
+    let l = common::ledger(&t.d.out());
+    assert_eq!(l, vec![("decontam.ngram".to_string(), "train.jsonl".to_string(), 4)]);
+    let report = common::report(&t.d.out());
+    assert_eq!(report["decontamination"]["contamination"]["gsm8k"]["train"], 1);
+    let sources: Vec<&str> = report["decontamination"]["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(sources, vec!["helm.gsm8k.question", "helm.gsm8k.answer"]);
+    let lock = std::fs::read_to_string(t.d.join("curate.lock")).unwrap();
+    assert!(lock.contains("openai/gsm8k"), "the benchmark set is pinned like any hub source: {lock}");
+
+    // A run-spec entry curate cannot map is a recipe error naming it.
+    t.d.write("run_specs.conf", "entries: [\n  {description: \"unknown_scenario:model=m\", priority: 1}\n]\n");
+    let err = fails(&t.run(&[r.to_str().unwrap()]));
+    assert!(err.contains("run_specs.conf") && err.contains("unknown_scenario"), "{err}");
+}

@@ -901,6 +901,11 @@ fn validate(
         cfg
     });
     let dedup = Dedup { exact: raw_dedup.exact.unwrap_or(true), near };
+    // A HELM run-spec file adds one eval source per benchmark and indexed field,
+    // fetched from the hub like any `hf` source.
+    if let Some(helm) = raw.decontaminate.as_ref().and_then(|d| d.helm.clone()) {
+        helm_sources(&helm, dir, &mut sources, &at, diags);
+    }
     let has_eval = sources.iter().any(|s: &Source| s.role == SourceRole::Eval);
     let decontam = match raw.decontaminate {
         Some(d) => {
@@ -970,6 +975,74 @@ fn validate(
         output_dir,
         train,
     })
+}
+
+fn helm_sources(
+    file: &str,
+    dir: &Path,
+    sources: &mut Vec<Source>,
+    at: &dyn Fn(&[&str]) -> Option<Range<usize>>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    use crate::stages::decontam::helm;
+    let path = dir.join(file);
+    let span = at(&["decontaminate", "helm"]);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) => {
+            diags.push(Diagnostic::new(format!("cannot read HELM run specs `{}`: {e}", path.display()), span));
+            return;
+        }
+    };
+    let specs = match helm::parse_run_specs(&text) {
+        Ok(s) => s,
+        Err(e) => {
+            diags.push(Diagnostic::new(format!("`{}`: {e}", path.display()), span));
+            return;
+        }
+    };
+    let benchmarks = match helm::benchmarks(&specs) {
+        Ok(b) => b,
+        Err(errors) => {
+            for e in errors {
+                diags.push(Diagnostic::new(format!("`{}`: {e}", path.display()), span.clone()));
+            }
+            return;
+        }
+    };
+    for b in benchmarks {
+        let d = b.dataset();
+        for field in d.text_fields {
+            let slug: String =
+                b.to_string().chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '.' }).collect();
+            sources.push(Source {
+                name: format!("helm.{slug}.{field}"),
+                index: sources.len(),
+                hf: Some(d.hub_id.to_string()),
+                revision: None,
+                split: d.split.map(String::from),
+                config: d.config.clone(),
+                url: None,
+                sha256: None,
+                inputs: Vec::new(),
+                reader: None,
+                mapping: Mapping::Text { text: field.to_string() },
+                provenance: Provenance::default(),
+                override_: None,
+                where_: None,
+                limit: None,
+                sample: None,
+                priority: 0,
+                // A benchmark row without the field (or with it empty) is not an item.
+                on_error: OnError::Skip,
+                max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+                weight: 1.0,
+                max_tokens: None,
+                role: SourceRole::Eval,
+                benchmark: b.to_string(),
+            });
+        }
+    }
 }
 
 fn validate_quality(

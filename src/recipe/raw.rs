@@ -217,6 +217,9 @@ pub struct RawDecontaminate {
     pub min_item_words: Option<u64>,
     /// `drop` or `flag`.
     pub action: Option<String>,
+    /// A HELM run-spec file (`run_specs.conf`): its benchmarks become eval sources
+    /// fetched from the hub.
+    pub helm: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
