@@ -296,6 +296,9 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> anyhow::Result<RunSummary> {
 
     let t = Instant::now();
     let mut documents = docs_out.finish()?;
+    clocks.write_ns += t.elapsed().as_nanos() as u64;
+    // Only the near-dedup pass is booked to `near_dedup`, not the documents' flush.
+    let t = Instant::now();
     let mut near_summary = None;
     if let (Some(cfg), Some(table)) = (&recipe.dedup.near, band_table.take()) {
         let (kept, dropped, summary) =
