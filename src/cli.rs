@@ -218,6 +218,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         },
     };
     let mut recipe = recipe::load(&recipe_path)?;
+    // Refuse an output path that is not curate's to replace before any work is done.
+    crate::output::check_target(run.out.as_deref().unwrap_or(&recipe.output_dir))?;
+    crate::output::install_interrupt_cleanup()?;
     let threads = run.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     if threads == 0 {
         anyhow::bail!("`--threads` must be at least 1");

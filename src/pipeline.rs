@@ -149,6 +149,7 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> anyhow::Result<RunSummary> {
     let truncate = recipe.pack.overlong == crate::recipe::Overlong::Truncate;
 
     let out_dir = opts.out.clone().unwrap_or_else(|| recipe.output_dir.clone());
+    check_inputs_outside_output(recipe, &inputs, &out_dir)?;
     let staging = Staging::create(&out_dir)?;
     let mut spill = match &tokenizer {
         Some(_) => Some(Spill::create(staging.path())?),
@@ -369,6 +370,48 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> anyhow::Result<RunSummary> {
     output::write_file(&staging.file("timings.json"), tj.as_bytes())?;
     let out_dir = staging.commit()?;
     Ok(RunSummary { out_dir, stats, documents, ledger_entries, shards: shard_summary, timings })
+}
+
+/// Refuse an output folder that a source would read: inside a folder a source walks
+/// (the next run would read this run's outputs back in as records), or holding a file
+/// a source names. Staging folders beside the output count as the output.
+fn check_inputs_outside_output(recipe: &Recipe, inputs: &[Vec<InputFile>], out_dir: &std::path::Path) -> anyhow::Result<()> {
+    let out = output::real_path(out_dir);
+    let (Some(parent), Some(name)) = (out.parent(), out.file_name()) else { return Ok(()) };
+    let hidden = format!(".{}.", name.to_string_lossy());
+    let inside_output = |p: &std::path::Path| {
+        let p = output::real_path(p);
+        if p.starts_with(&out) {
+            return true;
+        }
+        // `.NAME.tmp-PID/…` and `.NAME.old-PID/…`
+        p.strip_prefix(parent)
+            .ok()
+            .and_then(|rest| rest.components().next())
+            .map(|c| c.as_os_str().to_string_lossy().starts_with(&hidden))
+            .unwrap_or(false)
+    };
+    for s in &recipe.sources {
+        for input in &s.inputs {
+            if input.is_dir() && out.starts_with(output::real_path(input)) {
+                bail!(
+                    "the output folder `{}` is inside `{}`, which source `{}` reads: the next run would read this run's outputs back in as records\nhint: choose an output folder outside the source's folder (`--out`, or `[output] dir`)",
+                    out_dir.display(),
+                    input.display(),
+                    s.name
+                );
+            }
+        }
+        if let Some(f) = inputs.get(s.index).and_then(|files| files.iter().find(|f| inside_output(&f.path))) {
+            bail!(
+                "source `{}` reads `{}`, which is inside the output folder `{}` that this run replaces\nhint: choose another output folder (`--out`, or `[output] dir`), or copy the file out first",
+                s.name,
+                f.display,
+                out_dir.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The reader thread: reads every file of a source in order, sends batches, and stops
