@@ -318,6 +318,7 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> anyhow::Result<RunSummary> {
         _ => None,
     };
     clocks.shards_ns += t.elapsed().as_nanos() as u64;
+    check_training_output(recipe, &stats, documents, shard_summary.as_ref())?;
     let t = Instant::now();
     let ledger_entries = ledger_out.finish()?;
     let compliance = opts.compliance.as_ref().map(|c| (&c.report_json, c.report_markdown.as_str()));
@@ -370,6 +371,48 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> anyhow::Result<RunSummary> {
     output::write_file(&staging.file("timings.json"), tj.as_bytes())?;
     let out_dir = staging.commit()?;
     Ok(RunSummary { out_dir, stats, documents, ledger_entries, shards: shard_summary, timings })
+}
+
+/// Fail a build whose training output is empty, or in which the chat template failed
+/// on more than `[pack] max_template_errors` of a source's documents: such a build
+/// would otherwise finish with exit 0 and shards that hold little or nothing.
+fn check_training_output(recipe: &Recipe, stats: &[SourceStats], documents: u64, shards: Option<&ShardSummary>) -> anyhow::Result<()> {
+    let limit = recipe.pack.max_template_errors;
+    for s in recipe.sources.iter().filter(|s| s.role == SourceRole::Train) {
+        let st = &stats[s.index];
+        let reached = st.stages.get(Stage::Tokenize.as_str()).map(|c| c.records_in).unwrap_or(0);
+        let failed = st.drops.get(Rule::TemplateError.id()).copied().unwrap_or(0);
+        if reached > 0 && failed as f64 > limit * reached as f64 {
+            bail!(
+                "source `{}`: the chat template failed on {failed} of {reached} documents ({:.1}%), more than `[pack] max_template_errors` allows ({:.1}%)\n  the first: {}\nhint: fix the template or the source's `format`/`fields`; a share of bad rows can be accepted by raising `max_template_errors`",
+                s.name,
+                100.0 * failed as f64 / reached as f64,
+                100.0 * limit,
+                st.first_template_error.as_deref().unwrap_or("(not recorded)")
+            );
+        }
+    }
+    let empty = match shards {
+        Some(sh) => sh.train.sequences == 0,
+        None => documents == 0,
+    };
+    if empty {
+        let mut drops: std::collections::BTreeMap<&str, u64> = Default::default();
+        for st in stats {
+            for (rule, n) in &st.drops {
+                *drops.entry(rule).or_default() += n;
+            }
+        }
+        let mut top: Vec<(&str, u64)> = drops.into_iter().collect();
+        top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let list: Vec<String> = top.iter().take(4).map(|(r, n)| format!("{r} {n}")).collect();
+        let what = if shards.is_some() { "no document reached the training shards" } else { "no document was kept" };
+        bail!(
+            "the build's training output is empty: {what} (dropped by rule: {})\nhint: the ledger's rules say where the documents went; check the filters, `seq_len` and the template",
+            if list.is_empty() { "none".to_string() } else { list.join(", ") }
+        );
+    }
+    Ok(())
 }
 
 /// Refuse an output folder that a source would read: inside a folder a source walks
@@ -624,6 +667,9 @@ struct Sink<'a> {
 impl Sink<'_> {
     fn ledger(&mut self, e: &Entry) -> anyhow::Result<()> {
         self.st.drop(e.reason.rule);
+        if e.reason.rule == Rule::TemplateError && self.st.first_template_error.is_none() {
+            self.st.first_template_error = Some(format!("`{}`: {}", e.locator, e.reason.detail));
+        }
         self.ledger.push(e, &self.source.name)
     }
 

@@ -67,6 +67,10 @@ pub struct SourceStats {
     /// Documents the quality stage looked at, and those with a chatbot phrase.
     pub quality_checked: u64,
     pub ai_phrase_docs: u64,
+    /// The first document the chat template failed on, and why (for the error that a
+    /// failing template raises).
+    #[serde(skip)]
+    pub first_template_error: Option<String>,
 }
 
 impl SourceStats {

@@ -391,3 +391,80 @@ fn inspect_prints_a_pack_with_sources_and_trained_spans() {
     let err = fails(&d.curate(&["inspect", d.path().to_str().unwrap()]));
     assert!(err.contains("manifest.json"), "{err}");
 }
+
+/// A tokenizer folder whose `chat_template` raises for chats that mention `bad`.
+fn raising_tokenizer(d: &Dir) -> PathBuf {
+    let src = repo().join("recipes/tokenizer");
+    std::fs::create_dir_all(d.join("tok")).unwrap();
+    std::fs::copy(src.join("tokenizer.json"), d.join("tok/tokenizer.json")).unwrap();
+    let mut cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(src.join("tokenizer_config.json")).unwrap()).unwrap();
+    cfg["chat_template"] = serde_json::Value::String(
+        "{% for m in messages %}{% if 'bad' in m['content'] %}{{ raise_exception('no bad words here') }}{% endif %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}{% endfor %}".into(),
+    );
+    std::fs::write(d.join("tok/tokenizer_config.json"), serde_json::to_vec(&cfg).unwrap()).unwrap();
+    d.join("tok/tokenizer.json")
+}
+
+fn chats(d: &Dir, good: usize, bad: usize) {
+    let mut s = String::new();
+    for i in 0..good + bad {
+        let word = if i < bad { "bad" } else { "fine" };
+        s.push_str(&format!(
+            "{{\"messages\": [{{\"role\": \"user\", \"content\": \"Question {i} is {word}.\"}}, {{\"role\": \"assistant\", \"content\": \"Answer number {i}.\"}}]}}\n"
+        ));
+    }
+    d.write("chat.jsonl", s);
+}
+
+fn template_recipe(d: &Dir, tok: &Path, extra: &str) {
+    d.recipe(&format!(
+        "[target]\ntokenizer = \"{}\"\ntemplate = \"tokenizer\"\nseq_len = 256\n\n[[source]]\nname = \"c\"\npath = \"chat.jsonl\"\nformat = \"chat\"\n\n[pack]\n{extra}\n",
+        tok.display()
+    ));
+}
+
+#[test]
+fn a_template_that_fails_on_every_document_fails_the_build() {
+    let d = Dir::new();
+    let tok = raising_tokenizer(&d);
+    chats(&d, 0, 20);
+    template_recipe(&d, &tok, "");
+    let err = fails(&d.curate(&["--no-progress", "recipe.toml"]));
+    assert!(err.contains("the chat template failed on 20 of 20 documents"), "{err}");
+    assert!(err.contains("chat.jsonl:1") && err.contains("no bad words here"), "the first failure is shown: {err}");
+    assert!(!d.out().exists(), "no output that looks complete");
+
+    // Accepting every failure still leaves an empty training output: that fails too.
+    template_recipe(&d, &tok, "max_template_errors = 1.0");
+    let err = fails(&d.curate(&["--no-progress", "recipe.toml"]));
+    assert!(err.contains("training output is empty") && err.contains("tokenize.template 20"), "{err}");
+    assert!(!d.out().exists());
+}
+
+#[test]
+fn template_failures_over_the_stated_share_fail_the_build() {
+    let d = Dir::new();
+    let tok = raising_tokenizer(&d);
+    chats(&d, 95, 5);
+    template_recipe(&d, &tok, "");
+    let err = fails(&d.curate(&["--no-progress", "recipe.toml"]));
+    assert!(err.contains("failed on 5 of 100 documents (5.0%)") && err.contains("(1.0%)"), "{err}");
+
+    template_recipe(&d, &tok, "max_template_errors = 0.05");
+    ok(&d.curate(&["--no-progress", "recipe.toml"]));
+    assert_eq!(report(&d.out())["sources"][0]["drops"]["tokenize.template"], 5);
+
+    template_recipe(&d, &tok, "max_template_errors = 2");
+    let err = fails(&d.curate(&["--no-progress", "recipe.toml"]));
+    assert!(err.contains("pack.max_template_errors"), "{err}");
+}
+
+#[test]
+fn filters_that_drop_every_document_fail_the_build() {
+    let d = Dir::new();
+    chats(&d, 10, 0);
+    d.recipe("[[source]]\nname = \"c\"\npath = \"chat.jsonl\"\nformat = \"chat\"\n\n[filters]\nmin_chars = 100000\n");
+    let err = fails(&d.curate(&["--no-progress", "recipe.toml"]));
+    assert!(err.contains("no document was kept") && err.contains("filter.min_chars 10"), "{err}");
+}

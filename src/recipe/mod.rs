@@ -173,11 +173,24 @@ pub struct Pack {
     pub overlong: Overlong,
     pub shuffle: bool,
     pub valid_fraction: f64,
+    /// The largest share of a source's documents that may fail to render through the
+    /// chat template (`tokenize.template`) before the build fails.
+    pub max_template_errors: f64,
 }
+
+/// A template that fails on more than 1% of a source's documents is taken to be the
+/// wrong template, or a wrong mapping, rather than a few bad rows.
+pub const DEFAULT_MAX_TEMPLATE_ERRORS: f64 = 0.01;
 
 impl Default for Pack {
     fn default() -> Self {
-        Pack { method: PackMethod::BestFit, overlong: Overlong::Drop, shuffle: true, valid_fraction: 0.0 }
+        Pack {
+            method: PackMethod::BestFit,
+            overlong: Overlong::Drop,
+            shuffle: true,
+            valid_fraction: 0.0,
+            max_template_errors: DEFAULT_MAX_TEMPLATE_ERRORS,
+        }
     }
 }
 
@@ -1337,6 +1350,15 @@ fn validate_pack(
             ));
         }
         pack.valid_fraction = v;
+    }
+    if let Some(v) = p.max_template_errors {
+        if !(0.0..=1.0).contains(&v) {
+            diags.push(Diagnostic::new(
+                format!("`pack.max_template_errors` must be a share in [0, 1], got {v}"),
+                at(&["pack", "max_template_errors"]),
+            ));
+        }
+        pack.max_template_errors = v;
     }
     pack
 }

@@ -92,6 +92,8 @@ pub struct RawPack {
     pub shuffle: Option<bool>,
     /// Fraction of documents held out as the validation split.
     pub valid_fraction: Option<f64>,
+    /// Largest share of a source's documents the template may fail on.
+    pub max_template_errors: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
