@@ -10,7 +10,8 @@
 #   the CUDA build: about 3 GB to download and 5 GB installed, two to five minutes on
 #   a fresh machine; it runs on CPU. CURATE_SKIP_TRAINER=1 leaves it out, and the
 #   trainer's tests then say they are skipped.
-# Tests that use ../shared/data run only when it is present and say so.
+# Tests that use ../shared/data run only when it is present; otherwise the script
+# lists them as skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -55,6 +56,21 @@ export CURATE_REQUIRE_REFERENCE=1
 
 status=0
 cargo test --locked --no-fail-fast 2>&1 || status=$?
+
+# Tests on real public data (named shared_data_*, #[ignore]d so that a checkout
+# without the data shows them as ignored, never as passed) run when the project's
+# shared data folder is beside the checkout; there, missing data fails them.
+# CURATE_REQUIRE_SHARED_DATA=1 makes a missing folder an error.
+shared_tests=$(cargo test --locked --quiet -- --list --ignored 2>/dev/null | grep -o 'shared_data_[a-z0-9_]*' | sort -u || true)
+if [ -d ../shared/data ]; then
+  echo "running the tests on real data in ../shared/data: $(echo "$shared_tests" | wc -w)" >&2
+  cargo test --locked --no-fail-fast -- --ignored shared_data_ 2>&1 || status=$?
+elif [ "${CURATE_REQUIRE_SHARED_DATA:-0}" = 1 ]; then
+  echo "error: ../shared/data is missing and CURATE_REQUIRE_SHARED_DATA=1" >&2
+  status=1
+else
+  echo "SKIPPED (needs ../shared/data beside the checkout): $(echo "$shared_tests" | wc -w) tests:" $shared_tests >&2
+fi
 
 # The trainer's tests, on CPU, against the binary the Rust tests built. Those that
 # need torch say why they are skipped when it is missing (-rs).

@@ -26,3 +26,15 @@ pub mod source;
 pub mod stages;
 pub mod tokenize;
 pub mod train;
+
+/// Test helpers shared by unit tests.
+#[cfg(test)]
+pub(crate) mod testdata {
+    /// A path in the project's shared data folder beside the checkout; see
+    /// `tests/common` for how tests that need it are marked and run.
+    pub fn shared_data(rel: &str) -> std::path::PathBuf {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data").join(rel);
+        assert!(p.exists(), "`{}` is missing: this test needs the project's shared data folder beside the checkout", p.display());
+        p
+    }
+}

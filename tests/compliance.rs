@@ -203,12 +203,9 @@ fn internlm_output_may_train_any_approved_model() {
 }
 
 #[test]
-fn self_instruct_davinci_003_predictions_are_rejected() {
-    let file = repo().join("../shared/data/self-instruct/text-davinci-003_predictions.jsonl");
-    if !file.exists() {
-        eprintln!("skipped: {} is not present", file.display());
-        return;
-    }
+#[ignore = "needs ../shared/data"]
+fn shared_data_self_instruct_davinci_003_predictions_are_rejected() {
+    let file = shared_data("self-instruct/text-davinci-003_predictions.jsonl");
     let d = Dir::new();
     let recipe = d.write(
         "recipe.toml",
@@ -344,12 +341,10 @@ fn a_dpi_collection_supplies_facts_nothing_else_knows() {
 }
 
 #[test]
-fn the_real_dpi_collection_matches_by_hub_url_and_by_name() {
-    let root = repo().join("../shared/data/dpi");
-    if !root.join("data_summaries").exists() {
-        eprintln!("skipped: {} is not present", root.display());
-        return;
-    }
+#[ignore = "needs ../shared/data"]
+fn shared_data_the_real_dpi_collection_matches_by_hub_url_and_by_name() {
+    let root = shared_data("dpi");
+    shared_data("dpi/data_summaries");
     let a = assess_with(MISTRAL, &hub("s", "tatsu-lab/alpaca", ""), &Options { dpi: Some(root.clone()) });
     let s = a.source("s").unwrap();
     let d = s.disagreements.iter().find(|d| d.fact.as_str() == "license").expect("DPI adds the OpenAI terms");

@@ -314,14 +314,11 @@ fn sample_data_matches_its_generator() {
 
 /// Real public data, when the project's shared data folder is beside the checkout.
 #[test]
-fn real_data_gsm8k_and_self_instruct_when_present() {
-    let shared = repo().join("../shared/data");
-    let gsm = shared.join("gsm8k/train.jsonl");
-    let si = shared.join("self-instruct/user_oriented_instructions.jsonl");
-    if !gsm.exists() || !si.exists() {
-        eprintln!("skipped: {} not present", shared.display());
-        return;
-    }
+#[ignore = "needs ../shared/data"]
+fn shared_data_real_gsm8k_and_self_instruct() {
+    let shared = shared_data("");
+    let gsm = shared_data("gsm8k/train.jsonl");
+    let si = shared_data("self-instruct/user_oriented_instructions.jsonl");
     eprintln!("running on real data in {}", shared.display());
     let d = Dir::new();
     d.recipe(&format!(

@@ -201,12 +201,9 @@ fn flagged_contamination_is_kept_and_counted() {
 /// Every GSM8K test question, planted in synthetic training text, is caught, when the
 /// project's shared data folder is present.
 #[test]
-fn every_gsm8k_test_question_is_caught_when_present() {
-    let test = repo().join("../shared/data/gsm8k/test.jsonl");
-    if !test.exists() {
-        eprintln!("skipped: {} not present", test.display());
-        return;
-    }
+#[ignore = "needs ../shared/data"]
+fn shared_data_every_gsm8k_test_question_is_caught() {
+    let test = shared_data("gsm8k/test.jsonl");
     eprintln!("running on {}", test.display());
     let d = Dir::new();
     let mut train = String::new();

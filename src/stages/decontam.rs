@@ -427,12 +427,10 @@ mod tests {
     /// Plants every GSM8K test question into synthetic training text; all must be
     /// caught and none of the unplanted filler may be.
     #[test]
-    fn gsm8k_test_questions_are_all_caught() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/gsm8k/test.jsonl");
-        let Ok(raw) = std::fs::read_to_string(&path) else {
-            eprintln!("skipped: {} is not present", path.display());
-            return;
-        };
+    #[ignore = "needs ../shared/data"]
+    fn shared_data_gsm8k_test_questions_are_all_caught() {
+        let path = crate::testdata::shared_data("gsm8k/test.jsonl");
+        let raw = std::fs::read_to_string(&path).expect("readable");
         let items: Vec<EvalItem> = raw
             .lines()
             .enumerate()

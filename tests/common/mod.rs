@@ -113,6 +113,16 @@ pub fn report(out: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap()
 }
 
+/// A path in the project's shared data folder beside the checkout (`../shared/data`).
+/// Tests that use it are `#[ignore = "needs ../shared/data"]` and named
+/// `shared_data_*`; `scripts/test.sh` runs them when the folder is there. Run, they
+/// fail when what they need is missing: a skip is never a pass.
+pub fn shared_data(rel: &str) -> PathBuf {
+    let p = repo().join("../shared/data").join(rel);
+    assert!(p.exists(), "`{}` is missing: this test needs the project's shared data folder beside the checkout", p.display());
+    p
+}
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

@@ -464,12 +464,9 @@ mod tests {
 
     /// The real run-spec files of the challenge, when present beside the project.
     #[test]
-    fn parses_the_challenge_run_specs() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/helm");
-        if !dir.exists() {
-            eprintln!("skipped: {} is not present", dir.display());
-            return;
-        }
+    #[ignore = "needs ../shared/data"]
+    fn shared_data_parses_the_challenge_run_specs() {
+        let dir = crate::testdata::shared_data("helm");
         for (file, entries, mmlu) in [("run_specs.conf", 30, 17), ("run_specs_full_coarse_600_budget.conf", 88, 55)] {
             let text = std::fs::read_to_string(dir.join(file)).unwrap();
             let specs = parse_run_specs(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
