@@ -7,6 +7,7 @@ mod hub;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::time::{Duration, Instant};
 
 use common::{Dir, fails, ok, stderr};
 use hub::{Fault, Hub, sha256_hex};
@@ -24,7 +25,12 @@ impl T {
     }
 
     fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let mut c = assert_cmd::Command::cargo_bin("curate").unwrap();
+        self.command(args, env).output().expect("curate runs")
+    }
+
+    /// `curate` with this test's environment, not started.
+    fn command(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Command {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_curate"));
         c.current_dir(self.d.path())
             .args(args)
             .env("HF_ENDPOINT", &self.hub.url)
@@ -40,7 +46,7 @@ impl T {
         for (k, v) in env {
             c.env(k, v);
         }
-        c.output().expect("curate runs")
+        c
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -222,7 +228,7 @@ fn a_wrong_checksum_never_reaches_the_cache() {
     assert!(err.contains("checksum mismatch"), "{err}");
     assert!(err.contains("contradict its own listing"), "a fresh lock is not blamed on the remote moving: {err}");
     let files = t.cache_files();
-    assert!(!files.iter().any(|f| f.contains(&sha)), "no blob, no part file: {files:?}");
+    assert!(!files.iter().any(|f| f.contains(&sha) && !f.starts_with(".locks/")), "no blob, no part file: {files:?}");
     assert!(!files.iter().any(|f| f.ends_with("train-00000-of-00002.jsonl")), "no snapshot: {files:?}");
     assert!(!t.d.out().exists());
 }
@@ -521,4 +527,159 @@ fn a_helm_run_spec_decontaminates_against_the_benchmarks_it_names() {
     t.d.write("run_specs.conf", "entries: [\n  {description: \"unknown_scenario:model=m\", priority: 1}\n]\n");
     let err = fails(&t.run(&[r.to_str().unwrap()]));
     assert!(err.contains("run_specs.conf") && err.contains("unknown_scenario"), "{err}");
+}
+
+/// Start `curate` with stderr to a file; [`finish`] waits for it, at most `secs`.
+fn start(t: &T, args: &[&str], env: &[(&str, &str)], log: &str) -> std::process::Child {
+    let err = std::fs::File::create(t.d.join(log)).unwrap();
+    t.command(args, env).stdout(std::process::Stdio::null()).stderr(err).spawn().expect("curate starts")
+}
+
+fn finish(t: &T, mut child: std::process::Child, log: &str, secs: u64) -> (bool, String) {
+    let until = Instant::now() + Duration::from_secs(secs);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("curate ran for more than {secs}s:\n{}", std::fs::read_to_string(t.d.join(log)).unwrap_or_default());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (status.success(), std::fs::read_to_string(t.d.join(log)).unwrap())
+}
+
+/// Two `curate fetch` runs at once into one cache, while the storage server sends the
+/// large file slowly enough that they overlap: both succeed, and every blob holds the
+/// bytes its name says.
+#[test]
+fn two_runs_filling_one_cache_at_once_both_succeed_and_the_blobs_verify() {
+    let t = T::new();
+    let big = rows("alpha", 20_000);
+    t.hub.dataset("org/big", &[("data/train-00000-of-00001.jsonl", &big)]);
+    t.hub.dataset("org/small", &[("train.jsonl", &rows("gamma", 2)), ("test.jsonl", &rows("delta", 3))]);
+    let r = t.d.recipe(RECIPE);
+    let r = r.to_str().unwrap();
+    ok(&t.run(&["lock", r]));
+    t.hub.fault(Fault::Trickle { on: "/blobs/".into(), chunk: 64 << 10, every_ms: 40 });
+    let env = [("CURATE_HTTP_TIMEOUT", "10")];
+    let a = start(&t, &["fetch", r], &env, "a.log");
+    let b = start(&t, &["fetch", r], &env, "b.log");
+    let (a_ok, a_err) = finish(&t, a, "a.log", 60);
+    let (b_ok, b_err) = finish(&t, b, "b.log", 60);
+    assert!(a_ok && b_ok, "both runs succeed:\n--- a\n{a_err}\n--- b\n{b_err}");
+    let blobs = t.cache().join("datasets--org--big/blobs");
+    assert_eq!(sha256_hex(&std::fs::read(blobs.join(sha256_hex(&big))).unwrap()), sha256_hex(&big));
+    for f in t.cache_files().iter().filter(|f| f.contains("/blobs/")) {
+        let name = f.rsplit('/').next().unwrap();
+        assert!(!name.ends_with(".part"), "no part file is left: {f}");
+        assert_eq!(sha256_hex(&std::fs::read(t.cache().join(f)).unwrap()), name, "`{f}` holds other bytes than its name says");
+    }
+    assert!(t.cache().join(".locks/datasets--org--big").is_dir(), "per-blob locks where huggingface_hub keeps them");
+    ok(&t.run(&["fetch", "--offline", r]));
+}
+
+#[test]
+fn a_damaged_blob_is_named_as_damaged_offline_and_downloaded_again_online() {
+    let t = T::new();
+    two_datasets(&t);
+    let r = t.d.recipe(RECIPE);
+    let r = r.to_str().unwrap();
+    ok(&t.run(&["fetch", r]));
+    let body = rows("alpha", 40);
+    let blob = t.cache().join("datasets--org--big/blobs").join(sha256_hex(&body));
+    let mut longer = body.clone();
+    longer.extend_from_slice(b"{\"text\": \"bytes that do not belong here\"}\n");
+    std::fs::write(&blob, &longer).unwrap();
+    let err = fails(&t.run(&["--offline", r]));
+    assert!(err.contains("damaged") && !err.contains("not in the cache"), "{err}");
+    assert!(err.contains("source `big`: file `data/train-00000-of-00002.jsonl`"), "{err}");
+    assert!(err.contains(&sha256_hex(&body)) && err.contains(&format!("has {} bytes, curate.lock says {}", longer.len(), body.len())), "{err}");
+    // Online, it is downloaded again.
+    let o = t.run(&["fetch", r]);
+    ok(&o);
+    assert!(stderr(&o).contains("downloading it again"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&blob).unwrap(), body);
+    ok(&t.run(&["--offline", r]));
+}
+
+/// A server that sends one byte at a time fails the file at its deadline
+/// (`CURATE_HTTP_DEADLINE` plus its size at `CURATE_HTTP_MIN_RATE`), not never.
+#[test]
+fn a_trickling_server_fails_the_file_at_its_deadline() {
+    let t = T::new();
+    two_datasets(&t);
+    t.hub.fault(Fault::Trickle { on: "/blobs/".into(), chunk: 1, every_ms: 100 });
+    let r = t.d.recipe(RECIPE);
+    let started = Instant::now();
+    let o = t.run_env(&["fetch", r.to_str().unwrap()], &[("CURATE_HTTP_DEADLINE", "1"), ("CURATE_HTTP_MIN_RATE", "100000")]);
+    let took = started.elapsed();
+    let err = fails(&o);
+    assert!(took < Duration::from_secs(15), "took {took:?}: {err}");
+    assert!(err.contains("source `big`: file `data/train-00000-of-00002.jsonl`"), "{err}");
+    assert!(err.contains("deadline") && err.contains("CURATE_HTTP_MIN_RATE") && err.contains("CURATE_HTTP_DEADLINE"), "{err}");
+    assert_eq!(t.cache_files().iter().filter(|f| f.ends_with(".part")).count(), 1, "what arrived is kept for the next run");
+}
+
+#[test]
+fn a_429_is_retried_after_the_wait_its_retry_after_asks_for() {
+    let t = T::new();
+    two_datasets(&t);
+    t.hub.fault(Fault::Throttle { on: "/blobs/".into(), retry_after: "1".into(), times: 1 });
+    let o = t.run_env(&["fetch", t.d.recipe(RECIPE).to_str().unwrap()], &[("CURATE_HTTP_BACKOFF", "0.01")]);
+    ok(&o);
+    assert!(stderr(&o).contains("answered 429 (too many requests), asking to retry after 1s"), "{}", stderr(&o));
+    let storage: Vec<_> = t.hub.requests().into_iter().filter(|q| q.server == "storage").collect();
+    assert_eq!(storage.iter().map(|q| q.status).collect::<Vec<_>>(), vec![429, 200], "{storage:?}");
+    let waited = storage[1].at - storage[0].at;
+    assert!(waited >= Duration::from_millis(950), "retried after {waited:?}, not the 1 s asked for");
+}
+
+#[test]
+fn a_url_source_that_redirects_is_refused_in_words_that_fit_a_url() {
+    let t = T::new();
+    two_datasets(&t);
+    // A large hub file's resolve URL answers with a 302 to storage.
+    let url = format!("{}/datasets/org/big/resolve/main/data/train-00000-of-00002.jsonl", t.hub.url);
+    let r = t.d.recipe(&format!("[[source]]\nname = \"u\"\nurl = \"{url}\"\nformat = \"text\"\n"));
+    let err = fails(&t.run(&[r.to_str().unwrap()]));
+    assert!(err.contains("source `u`") && err.contains("redirected to"), "{err}");
+    assert!(err.contains("a `url` source is not followed through redirects"), "{err}");
+    assert!(!err.contains("the hub does not do"), "{err}");
+    assert!(!err.contains("X-Amz-Signature"), "{err}");
+}
+
+#[test]
+fn an_hf_tokenizer_can_be_pinned_to_a_revision() {
+    let t = T::new();
+    two_datasets(&t);
+    let repo = env!("CARGO_MANIFEST_DIR");
+    let tok = std::fs::read(Path::new(repo).join("recipes/tokenizer/tokenizer.json")).unwrap();
+    let cfg = std::fs::read(Path::new(repo).join("recipes/tokenizer/tokenizer_config.json")).unwrap();
+    // The same tokenizer, other bytes, at tag `v1`; `main` keeps the original.
+    let v: serde_json::Value = serde_json::from_slice(&tok).unwrap();
+    let tok_v1 = serde_json::to_vec(&v).unwrap();
+    assert_ne!(tok, tok_v1);
+    t.hub.commit("models", "org/tiny-model", "main", &[("tokenizer.json", &tok), ("tokenizer_config.json", &cfg)]);
+    let v1 = t.hub.commit("models", "org/tiny-model", "v1", &[("tokenizer.json", &tok_v1), ("tokenizer_config.json", &cfg)]);
+    let r = t.d.recipe(&format!("[target]\ntokenizer = \"hf:org/tiny-model@v1\"\nseq_len = 256\n{RECIPE}"));
+    let r = r.to_str().unwrap();
+    ok(&t.run(&[r]));
+    let lock = std::fs::read_to_string(t.d.join("curate.lock")).unwrap();
+    let tok_entry = &lock[lock.find("[tokenizer]").unwrap()..];
+    assert!(tok_entry.contains("revision = \"v1\"") && tok_entry.contains(&format!("commit = \"{v1}\"")), "{lock}");
+    assert!(tok_entry.contains(&sha256_hex(&tok_v1)) && !tok_entry.contains(&sha256_hex(&tok)), "{lock}");
+    assert_eq!(std::fs::read(t.d.out().join("tokenizer/tokenizer.json")).unwrap(), tok_v1);
+    // The recipe without the revision no longer fits the lock.
+    let text = std::fs::read_to_string(r).unwrap();
+    std::fs::write(r, text.replace("@v1", "")).unwrap();
+    let err = fails(&t.run(&[r]));
+    assert!(err.contains("the tokenizer is `hf:org/tiny-model`, the lock has `hf:org/tiny-model@v1`"), "{err}");
+    // A revision that is not one: a recipe error at its place.
+    std::fs::write(r, text.replace("@v1", "@bad rev")).unwrap();
+    let err = fails(&t.run(&[r]));
+    assert!(err.contains("recipe.toml:") && err.contains("target.tokenizer") && err.contains("\"bad rev\""), "{err}");
+    assert!(err.contains("not a branch, tag or commit"), "{err}");
 }

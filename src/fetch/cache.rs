@@ -141,21 +141,32 @@ pub fn is_hex(s: &str, len: usize) -> bool {
 
 /// Make `snapshot` point at `blob`: a relative symbolic link as the hub libraries
 /// make, or a copy where links are not available. Replaces whatever was there.
+///
+/// The link (or copy) is made under a temporary name beside the snapshot and renamed
+/// over it, so another run linking the same snapshot at the same time is harmless;
+/// the snapshot path is never opened for writing, since it may be a link to the blob.
 pub fn link_snapshot(blob: &Path, snapshot: &Path) -> anyhow::Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
     let parent = snapshot.parent().context("snapshot path has no folder")?;
     std::fs::create_dir_all(parent).with_context(|| format!("cannot create `{}`", parent.display()))?;
-    if snapshot.symlink_metadata().is_ok() {
-        std::fs::remove_file(snapshot).with_context(|| format!("cannot replace `{}`", snapshot.display()))?;
-    }
+    let name = snapshot.file_name().context("snapshot path has no file name")?.to_string_lossy();
+    let tmp = parent.join(format!(".{name}.{}.{}.tmp", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
+    let _ = std::fs::remove_file(&tmp);
+    let mut made = false;
     #[cfg(unix)]
     {
-        if let Some(rel) = relative(blob, parent)
-            && std::os::unix::fs::symlink(&rel, snapshot).is_ok()
-        {
-            return Ok(());
+        if let Some(rel) = relative(blob, parent) {
+            made = std::os::unix::fs::symlink(&rel, &tmp).is_ok();
         }
     }
-    std::fs::copy(blob, snapshot).with_context(|| format!("cannot copy `{}` to `{}`", blob.display(), snapshot.display()))?;
+    if !made {
+        std::fs::copy(blob, &tmp).with_context(|| format!("cannot copy `{}` to `{}`", blob.display(), tmp.display()))?;
+    }
+    std::fs::rename(&tmp, snapshot).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        anyhow::anyhow!("cannot replace `{}`: {e}", snapshot.display())
+    })?;
     Ok(())
 }
 
@@ -237,5 +248,30 @@ mod tests {
         assert_eq!(std::fs::read_link(&snap).unwrap(), PathBuf::from("../../../blobs/abc"));
         assert_eq!(std::fs::read(&snap).unwrap(), b"x");
         ensure_inside(&d.path().join("r"), &snap).unwrap();
+    }
+
+    /// Many threads linking one snapshot at once: the blob keeps its bytes (a copy made
+    /// through another thread's fresh link would truncate it), and no temporary is left.
+    #[cfg(unix)]
+    #[test]
+    fn linking_one_snapshot_at_once_never_touches_the_blob() {
+        let d = tempfile::tempdir().unwrap();
+        let blob = d.path().join("r/blobs/abc");
+        std::fs::create_dir_all(blob.parent().unwrap()).unwrap();
+        std::fs::write(&blob, b"the blob's bytes").unwrap();
+        let snap = d.path().join("r/snapshots/c1/a.jsonl");
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..50 {
+                        link_snapshot(&blob, &snap).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(std::fs::read(&blob).unwrap(), b"the blob's bytes");
+        assert_eq!(std::fs::read(&snap).unwrap(), b"the blob's bytes");
+        let left: Vec<_> = std::fs::read_dir(snap.parent().unwrap()).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert_eq!(left.len(), 1, "{left:?}");
     }
 }

@@ -1,5 +1,6 @@
 //! Downloads into the cache: a bounded pool of threads, resume with HTTP Range,
-//! retries with backoff, and a checksum before anything takes its final name.
+//! retries with backoff, a deadline per file, and a checksum before anything takes its
+//! final name.
 //!
 //! Each file is written to `blobs/.<key>.part` beside its final place. A connection
 //! lost mid-file keeps the part; the next attempt asks for the rest (`Range:
@@ -7,19 +8,30 @@
 //! the body is complete its size, sha256 and (for small hub files, whose listing
 //! gives only a git blob id) git object id are checked; a mismatch deletes the part
 //! and fails, so a corrupt body never reaches a name the cache reads.
+//!
+//! Several runs may fill one cache at once. Each download holds an advisory lock on
+//! `.locks/<repo folder>/<key>.lock` under the cache root (where `huggingface_hub`
+//! keeps its per-blob locks) from before it touches the part file until the verified
+//! blob has its name; a run that finds the lock taken waits, then uses the blob the
+//! other run left if it verifies.
+//!
+//! A file must arrive within `deadline` plus its size at `min_rate` (see
+//! [`HttpConfig`]), all attempts together; a server that trickles bytes fails the
+//! file instead of holding it forever, keeping what arrived for the next run.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sha2::Digest;
 use url::Url;
 
 use super::cache::link_snapshot;
-use super::http::{Http, HttpError, shown};
+use super::http::{Http, HttpConfig, HttpError, shown};
 
 /// Where a file comes from.
 #[derive(Debug, Clone)]
@@ -113,25 +125,123 @@ fn bar_for(job: &Job) -> ProgressBar {
     bar
 }
 
-fn part_path(job: &Job) -> PathBuf {
-    let key = job
-        .sha256
-        .clone()
-        .or_else(|| job.git_oid.clone())
-        .unwrap_or_else(|| crate::hash::sha256_hex(match &job.origin {
+/// What names a job's part file and lock: its sha256, else its git blob id, else the
+/// hash of its URL.
+fn job_key(job: &Job) -> String {
+    job.sha256.clone().or_else(|| job.git_oid.clone()).unwrap_or_else(|| {
+        crate::hash::sha256_hex(match &job.origin {
             Origin::Hub { url, .. } | Origin::Url(url) => url.as_bytes(),
-        }));
-    job.blob_dir.join(format!(".{key}.part"))
+        })
+    })
+}
+
+fn part_path(job: &Job) -> PathBuf {
+    job.blob_dir.join(format!(".{}.part", job_key(job)))
+}
+
+/// `<root>/.locks/<repo folder>/<key>.lock` for a blob folder `<root>/<repo folder>/blobs`.
+pub fn lock_path(job: &Job) -> PathBuf {
+    let repo = job.blob_dir.parent().unwrap_or(&job.blob_dir);
+    let root = repo.parent().unwrap_or(repo);
+    let folder = repo.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "blobs".into());
+    root.join(".locks").join(folder).join(format!("{}.lock", job_key(job)))
+}
+
+/// Take the job's blob lock, waiting (and saying so) while another run holds it. The
+/// lock is released when the file is dropped; the lock file stays, as removing it
+/// would race with a run about to take it.
+fn lock_blob(job: &Job, note: &dyn Fn(String)) -> Result<File, String> {
+    let path = lock_path(job);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+    }
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open the lock file `{}`: {e}", path.display()))?;
+    match f.try_lock() {
+        Ok(()) => return Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            note(format!("curate: {}: another run is downloading it into the same cache; waiting for it", job.label))
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(format!("cannot lock `{}`: {e}", path.display())),
+    }
+    f.lock().map_err(|e| format!("cannot lock `{}`: {e}", path.display()))?;
+    Ok(f)
+}
+
+/// How long a file may take, all attempts together: `deadline`, plus one second per
+/// `min_rate` bytes of its size (or, while the size is unknown, of what arrived).
+struct Deadline {
+    start: Instant,
+    floor: Duration,
+    min_rate: u64,
+}
+
+impl Deadline {
+    fn new(config: &HttpConfig) -> Deadline {
+        Deadline { start: Instant::now(), floor: config.deadline, min_rate: config.min_rate }
+    }
+
+    fn allowed(&self, size: u64) -> Option<Duration> {
+        (self.min_rate > 0).then(|| self.floor + Duration::from_secs_f64(size as f64 / self.min_rate as f64))
+    }
+
+    /// An error once `got` bytes of `size` (when known) took longer than allowed.
+    fn check(&self, url: &str, got: u64, size: Option<u64>) -> Result<(), HttpError> {
+        let Some(allowed) = self.allowed(size.unwrap_or(0).max(got)) else { return Ok(()) };
+        let took = self.start.elapsed();
+        if took <= allowed {
+            return Ok(());
+        }
+        let of = size.map(|s| format!(" of {s}")).unwrap_or_default();
+        Err(HttpError::TooSlow {
+            url: shown(url),
+            msg: format!(
+                "{got}{of} bytes arrived in {:.1}s, past this file's deadline of {:.1}s (`CURATE_HTTP_DEADLINE` {}s, plus its size at `CURATE_HTTP_MIN_RATE` {} bytes/s); what arrived is kept, and the next run resumes it",
+                took.as_secs_f64(),
+                allowed.as_secs_f64(),
+                self.floor.as_secs_f64(),
+                self.min_rate
+            ),
+        })
+    }
+}
+
+/// A blob already under its final name (another run finished it while this one
+/// waited): used when its size and sha256 verify; removed when they do not, so the
+/// download replaces it.
+fn verified_blob(job: &Job) -> Option<Fetched> {
+    let want = job.sha256.as_ref()?;
+    let blob = job.blob_dir.join(want);
+    std::fs::symlink_metadata(&blob).ok()?;
+    match digest_file(&blob, false) {
+        Ok((size, sha256, _)) if sha256 == *want && job.size.is_none_or(|n| n == size) => Some(Fetched { sha256, size, blob }),
+        _ => {
+            let _ = std::fs::remove_file(&blob);
+            None
+        }
+    }
 }
 
 /// Download one job into its blob folder, verifying it; see the module docs.
 pub fn fetch_one(http: &Http, job: &Job, bar: &ProgressBar, note: &dyn Fn(String)) -> Result<Fetched, DownloadError> {
     let io = |what: String| DownloadError::Io { label: job.label.clone(), what };
     std::fs::create_dir_all(&job.blob_dir).map_err(|e| io(format!("cannot create `{}`: {e}", job.blob_dir.display())))?;
+    let _lock = lock_blob(job, note).map_err(io)?;
+    if let Some(done) = verified_blob(job) {
+        if let Some(snap) = &job.snapshot {
+            link_snapshot(&done.blob, snap).map_err(|e| io(format!("{e:#}")))?;
+        }
+        return Ok(done);
+    }
     let part = part_path(job);
     let attempts = http.config.retries + 1;
+    let deadline = Deadline::new(&http.config);
     http.retrying(
-        || attempt(http, job, &part, bar),
+        || attempt(http, job, &part, bar, &deadline),
         |e, n| note(format!("curate: {}: {e}; retrying ({n}/{})", job.label, attempts - 1)),
     )
     .map_err(|err| DownloadError::Http { label: job.label.clone(), err })?;
@@ -170,7 +280,7 @@ pub fn fetch_one(http: &Http, job: &Job, bar: &ProgressBar, note: &dyn Fn(String
 }
 
 /// One try: ask for what the part file lacks and append it.
-fn attempt(http: &Http, job: &Job, part: &Path, bar: &ProgressBar) -> Result<(), HttpError> {
+fn attempt(http: &Http, job: &Job, part: &Path, bar: &ProgressBar, deadline: &Deadline) -> Result<(), HttpError> {
     let have = std::fs::metadata(part).map(|m| m.len()).unwrap_or(0);
     if let Some(want) = job.size
         && have >= want
@@ -179,12 +289,16 @@ fn attempt(http: &Http, job: &Job, part: &Path, bar: &ProgressBar) -> Result<(),
         // Complete already (or too long, which the checksum will catch).
         return Ok(());
     }
+    let first = match &job.origin {
+        Origin::Url(url) | Origin::Hub { url, .. } => url,
+    };
+    deadline.check(first, have, job.size)?;
     let (resp, url) = match &job.origin {
         Origin::Url(url) => {
             let r = restart_on_416(http.get_once(url, Some(have)), part, have)?;
             if (300..400).contains(&r.status) {
                 let location = r.header("location").unwrap_or("").to_string();
-                return Err(HttpError::UnexpectedRedirect { url: shown(url), location: shown(&location) });
+                return Err(HttpError::UrlRedirect { url: shown(url), location: shown(&location) });
             }
             (r, url.clone())
         }
@@ -236,10 +350,12 @@ fn attempt(http: &Http, job: &Job, part: &Path, bar: &ProgressBar) -> Result<(),
     };
     let start = if append { have } else { 0 };
     bar.set_position(start);
+    let resp_len = resp.header("content-length").and_then(|v| v.trim().parse::<u64>().ok());
     let mut reader = resp.into_reader();
     let mut buf = vec![0u8; 256 << 10];
     let mut written = start;
     let limit = job.size.map(|s| s + 1);
+    let expected = job.size.or_else(|| resp_len.map(|n| n + start));
     loop {
         let n = match reader.read(&mut buf) {
             Ok(0) => break,
@@ -256,6 +372,10 @@ fn attempt(http: &Http, job: &Job, part: &Path, bar: &ProgressBar) -> Result<(),
         if limit.is_some_and(|l| written >= l) {
             // Longer than the hub said: stop reading; verification rejects it.
             break;
+        }
+        if let Err(e) = deadline.check(&url, written, expected) {
+            out.flush().map_err(io)?;
+            return Err(e);
         }
     }
     out.flush().map_err(io)?;
@@ -279,7 +399,7 @@ fn restart_on_416(
     have: u64,
 ) -> Result<super::http::Response, HttpError> {
     match r {
-        Err(HttpError::Status { code: 416, url }) if have > 0 => {
+        Err(HttpError::Status { code: 416, url, .. }) if have > 0 => {
             let _ = std::fs::remove_file(part);
             Err(HttpError::Transport { url, msg: "the partial download cannot be resumed; starting over".into(), retry: true })
         }
@@ -341,6 +461,64 @@ fn hex(b: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn job(blob_dir: &str, sha256: Option<&str>) -> Job {
+        Job {
+            label: "source `s`: file `a.jsonl`".into(),
+            short: "s: a.jsonl".into(),
+            origin: Origin::Url("http://127.0.0.1:9/a.jsonl".into()),
+            size: Some(3),
+            sha256: sha256.map(str::to_string),
+            git_oid: None,
+            blob_dir: PathBuf::from(blob_dir),
+            snapshot: None,
+        }
+    }
+
+    #[test]
+    fn blob_locks_live_where_huggingface_hub_keeps_them() {
+        let sha = "a".repeat(64);
+        assert_eq!(
+            lock_path(&job("/c/hub/datasets--o--n/blobs", Some(&sha))),
+            PathBuf::from(format!("/c/hub/.locks/datasets--o--n/{sha}.lock"))
+        );
+        assert_eq!(lock_path(&job("/c/curate/urls/blobs", Some(&sha))), PathBuf::from(format!("/c/curate/.locks/urls/{sha}.lock")));
+    }
+
+    #[test]
+    fn a_taken_blob_lock_makes_the_other_download_wait() {
+        let d = tempfile::tempdir().unwrap();
+        let j = job(d.path().join("r/blobs").to_str().unwrap(), Some(&"b".repeat(64)));
+        let first = lock_blob(&j, &|_| {}).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let j2 = j.clone();
+        let waiter = std::thread::spawn(move || {
+            let heard = Mutex::new(Vec::new());
+            let second = lock_blob(&j2, &|m| heard.lock().unwrap().push(m)).unwrap();
+            tx.send(heard.into_inner().unwrap()).unwrap();
+            drop(second);
+        });
+        assert!(rx.recv_timeout(Duration::from_millis(300)).is_err(), "the second lock waits while the first is held");
+        drop(first);
+        let heard = rx.recv_timeout(Duration::from_secs(10)).expect("the second lock is taken once the first is released");
+        assert!(heard.iter().any(|m| m.contains("another run is downloading it")), "{heard:?}");
+        waiter.join().unwrap();
+    }
+
+    #[test]
+    fn the_deadline_is_a_floor_plus_the_size_at_the_minimum_rate() {
+        let cfg = HttpConfig { deadline: Duration::from_secs(2), min_rate: 1000, ..HttpConfig::default() };
+        let d = Deadline::new(&cfg);
+        assert_eq!(d.allowed(3000), Some(Duration::from_secs(5)));
+        assert!(d.check("http://x/a", 10, Some(3000)).is_ok());
+        let late = Deadline { start: Instant::now() - Duration::from_secs(6), ..Deadline::new(&cfg) };
+        let e = late.check("http://x/a?sig=1", 10, Some(3000)).unwrap_err();
+        assert!(!e.retryable(), "a missed deadline is not retried");
+        assert!(e.to_string().contains("10 of 3000 bytes") && !e.to_string().contains("sig=1"), "{e}");
+        let off = Deadline { start: Instant::now() - Duration::from_secs(6), ..Deadline::new(&HttpConfig { min_rate: 0, ..cfg }) };
+        assert_eq!(off.allowed(3000), None);
+        assert!(off.check("http://x/a", 0, None).is_ok(), "`CURATE_HTTP_MIN_RATE=0` sets no deadline");
+    }
 
     #[test]
     fn git_blob_ids_match_git() {

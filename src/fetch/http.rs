@@ -6,7 +6,9 @@
 //!   where the hub uses them (file resolves), and a hop to another origin, such as the
 //!   storage host a 302 points at, is made without the token.
 //! - Retried: 5xx, 408 and 429 answers, timeouts, resets and bodies cut short. Not
-//!   retried: other 4xx, which will not change on their own.
+//!   retried: other 4xx, which will not change on their own. A 429 or 503 that says
+//!   `Retry-After` (seconds or an HTTP date) is retried after that long, at most
+//!   [`MAX_RETRY_AFTER`], instead of the backoff.
 //! - Metadata bodies are read to a limit; a bigger one is an error, not an allocation.
 //! - Error messages name URLs without their query string (storage URLs carry
 //!   signatures there).
@@ -33,11 +35,14 @@ impl std::fmt::Debug for Token {
     }
 }
 
+/// The longest `Retry-After` honoured; a server asking for more is retried after this.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
 /// What went wrong with one request.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
-    #[error("`{url}` answered {code}{}", reason(*code))]
-    Status { code: u16, url: String },
+    #[error("`{url}` answered {code}{}{}", reason(*code), after(retry_after))]
+    Status { code: u16, url: String, retry_after: Option<Duration> },
     #[error("`{url}` did not answer within {secs}s")]
     Timeout { url: String, secs: u64 },
     #[error("`{url}`: {msg}")]
@@ -46,6 +51,14 @@ pub enum HttpError {
     TooLarge { url: String, limit: u64 },
     #[error("`{url}` redirected to `{location}`, which the hub does not do for this request")]
     UnexpectedRedirect { url: String, location: String },
+    /// A `url` source answered with a redirect: it must name the file itself.
+    #[error(
+        "`{url}` redirected to `{location}`; a `url` source is not followed through redirects, so that the recipe names where its bytes come from\nhint: if you trust the new location, write it as the source's `url`"
+    )]
+    UrlRedirect { url: String, location: String },
+    /// The file did not arrive within its deadline (see `download`).
+    #[error("`{url}`: {msg}")]
+    TooSlow { url: String, msg: String },
     #[error("`{url}`: {msg}")]
     Bad { url: String, msg: String },
 }
@@ -66,7 +79,57 @@ fn reason(code: u16) -> &'static str {
     }
 }
 
+fn after(d: &Option<Duration>) -> String {
+    match d {
+        Some(d) => format!(", asking to retry after {}s", d.min(&MAX_RETRY_AFTER).as_secs()),
+        None => String::new(),
+    }
+}
+
+/// The wait a `Retry-After` value asks for: delay-seconds, or an HTTP date (IMF-fixdate,
+/// `Sun, 06 Nov 1994 08:49:37 GMT`) measured from `now` (a date in the past is no
+/// wait). Other forms give `None`, and the backoff applies.
+pub fn parse_retry_after(v: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let v = v.trim();
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(Duration::from_secs(v.parse::<u64>().unwrap_or(u64::MAX)));
+    }
+    let at = parse_http_date(v)?;
+    let now = now.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    Some(Duration::from_secs(at.saturating_sub(now)))
+}
+
+/// Seconds since 1970 of an IMF-fixdate.
+fn parse_http_date(v: &str) -> Option<u64> {
+    let (_, rest) = v.split_once(", ")?;
+    let p: Vec<&str> = rest.split(' ').collect();
+    let [day, month, year, time, "GMT"] = p.as_slice() else { return None };
+    let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"].iter().position(|m| m == month)? as u64 + 1;
+    let (day, year): (u64, u64) = (day.parse().ok()?, year.parse().ok()?);
+    let t: Vec<u64> = time.split(':').map(|x| x.parse().ok()).collect::<Option<_>>()?;
+    let [h, m, s] = t.as_slice() else { return None };
+    if !(1..=31).contains(&day) || year < 1970 || *h > 23 || *m > 59 || *s > 60 {
+        return None;
+    }
+    // Days from 1970-01-01 to the civil date (Howard Hinnant's algorithm).
+    let (y, mo) = if month <= 2 { (year - 1, month + 9) } else { (year, month - 3) };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * mo + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = (era * 146097 + doe).checked_sub(719468)?;
+    Some(days * 86400 + h * 3600 + m * 60 + s)
+}
+
 impl HttpError {
+    /// The wait a 429 or 503 asked for with `Retry-After`, capped at [`MAX_RETRY_AFTER`].
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            HttpError::Status { retry_after: Some(d), .. } => Some((*d).min(MAX_RETRY_AFTER)),
+            _ => None,
+        }
+    }
+
     pub fn retryable(&self) -> bool {
         match self {
             HttpError::Status { code, .. } => *code >= 500 || *code == 408 || *code == 429,
@@ -108,11 +171,23 @@ pub struct HttpConfig {
     pub backoff: Duration,
     /// Say on stderr when a metadata request is retried.
     pub report_retries: bool,
+    /// Every downloaded file may take this long, all attempts together, plus its size
+    /// at `min_rate`.
+    pub deadline: Duration,
+    /// Bytes per second; 0 sets no deadline.
+    pub min_rate: u64,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { timeout: Duration::from_secs(60), retries: 5, backoff: Duration::from_millis(500), report_retries: true }
+        HttpConfig {
+            timeout: Duration::from_secs(60),
+            retries: 5,
+            backoff: Duration::from_millis(500),
+            report_retries: true,
+            deadline: Duration::from_secs(300),
+            min_rate: 32 << 10,
+        }
     }
 }
 
@@ -176,7 +251,14 @@ impl Http {
         }
         match req.call() {
             Ok(r) => Ok(Response { status: r.status(), url: url.to_string(), inner: r }),
-            Err(ureq::Error::Status(code, _)) => Err(HttpError::Status { code, url: shown(url) }),
+            Err(ureq::Error::Status(code, r)) => {
+                let retry_after = if matches!(code, 429 | 503) {
+                    r.header("retry-after").and_then(|v| parse_retry_after(v, std::time::SystemTime::now()))
+                } else {
+                    None
+                };
+                Err(HttpError::Status { code, url: shown(url), retry_after })
+            }
             Err(ureq::Error::Transport(t)) => Err(self.transport(url, &t)),
         }
     }
@@ -208,7 +290,8 @@ impl Http {
     }
 
     /// Run `attempt` until it succeeds, fails for good, or the retries are spent,
-    /// sleeping with exponential backoff between tries. `on_retry` hears of each retry.
+    /// sleeping with exponential backoff between tries, or as long as a `Retry-After`
+    /// asked (capped). `on_retry` hears of each retry.
     pub fn retrying<T>(
         &self,
         mut attempt: impl FnMut() -> Result<T, HttpError>,
@@ -222,7 +305,7 @@ impl Http {
                 Err(e) if e.retryable() && n < self.config.retries => {
                     n += 1;
                     on_retry(&e, n);
-                    std::thread::sleep(wait);
+                    std::thread::sleep(e.retry_after().unwrap_or(wait));
                     wait = (wait * 2).min(Duration::from_secs(30));
                 }
                 Err(e) => return Err(e),
@@ -319,6 +402,37 @@ mod tests {
         let e = http(&url).get_json(&format!("{url}/api/x"), 1 << 20).unwrap_err();
         assert!(matches!(e, HttpError::UnexpectedRedirect { .. }), "{e}");
         assert!(!e.to_string().contains("sig=1"), "no query strings in messages: {e}");
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        use std::time::{SystemTime, UNIX_EPOCH};
+        // 1994-11-06 08:49:37 UTC.
+        let at = UNIX_EPOCH + Duration::from_secs(784111777);
+        assert_eq!(parse_retry_after("120", at), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after(" 0 ", at), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:40 GMT", at), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:30 GMT", at), Some(Duration::ZERO), "a past date is no wait");
+        assert_eq!(parse_retry_after("Thu, 01 Jan 2026 00:00:00 GMT", UNIX_EPOCH + Duration::from_secs(1767225540)), Some(Duration::from_secs(60)));
+        for bad in ["", "soon", "-1", "1.5", "Sun, 06 Nov 1994 08:49:40", "Sunday, 06-Nov-94 08:49:37 GMT", "Sun, 32 Nov 1994 08:49:40 GMT"] {
+            assert_eq!(parse_retry_after(bad, SystemTime::now()), None, "{bad:?}");
+        }
+        let e = HttpError::Status { code: 429, url: "u".into(), retry_after: Some(Duration::from_secs(86400)) };
+        assert_eq!(e.retry_after(), Some(MAX_RETRY_AFTER), "capped");
+    }
+
+    #[test]
+    fn a_429_waits_as_its_retry_after_says() {
+        let url = serve(vec![
+            "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(),
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n[]".into(),
+        ]);
+        let cfg = HttpConfig { retries: 1, backoff: Duration::from_millis(10), report_retries: false, ..HttpConfig::default() };
+        let h = Http::new(cfg, &Url::parse(&url).unwrap(), None);
+        let started = std::time::Instant::now();
+        assert_eq!(h.get_json(&format!("{url}/api/x"), 64).unwrap(), serde_json::json!([]));
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(950) && took < Duration::from_secs(10), "waited {took:?}");
     }
 
     #[test]

@@ -140,11 +140,18 @@ impl Lock {
         Ok(lock)
     }
 
-    /// Write atomically (a temporary file beside it, then a rename).
+    /// Write atomically (a temporary file beside it, then a rename). The temporary's
+    /// name is this writer's own, so two runs writing the lock at once each rename a
+    /// whole file.
     pub fn write(&self, path: &Path) -> anyhow::Result<()> {
-        let tmp = path.with_extension("lock.tmp");
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let tmp = path.with_extension(format!("lock.{}.{}.tmp", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
         std::fs::write(&tmp, self.to_toml()).with_context(|| format!("cannot write `{}`", tmp.display()))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("cannot write `{}`", path.display()))?;
+        std::fs::rename(&tmp, path).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            anyhow::anyhow!("cannot write `{}`: {e}", path.display())
+        })?;
         Ok(())
     }
 
@@ -234,6 +241,24 @@ mod tests {
         lock.write(&p).unwrap();
         let back = Lock::read(&p).unwrap();
         assert_eq!(back.to_toml(), text, "the same lock is the same bytes");
+    }
+
+    #[test]
+    fn writers_at_once_each_write_a_whole_lock() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join(FILE_NAME);
+        let lock = Lock { version: VERSION, sources: vec![LockedSource { name: "a".into(), url: Some("https://x/a".into()), files: vec![file("a", 'a')], ..Default::default() }], tokenizer: None };
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..25 {
+                        lock.write(&p).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(Lock::read(&p).unwrap(), lock.clone().canonical());
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1, "no temporary is left");
     }
 
     #[test]

@@ -72,7 +72,8 @@ fn env_secs(name: &str) -> anyhow::Result<Option<f64>> {
             if !(x.is_finite() && x >= 0.0) {
                 bail!("`{name}={v}` must be 0 or more");
             }
-            Ok(Some(x))
+            // Large enough to mean "never"; small enough for a `Duration`.
+            Ok(Some(x.min(1e9)))
         }
         _ => Ok(None),
     }
@@ -92,8 +93,9 @@ fn token_from_env(cache: &Cache) -> Option<Token> {
 impl Fetcher {
     /// `HF_ENDPOINT` (default `https://huggingface.co`), `HF_TOKEN`, `HF_HOME` /
     /// `HF_HUB_CACHE`, `CURATE_CACHE`, `HF_HUB_OFFLINE`, and the client's
-    /// `CURATE_HTTP_TIMEOUT` (seconds without a byte), `CURATE_HTTP_RETRIES` and
-    /// `CURATE_HTTP_BACKOFF` (seconds before the first retry).
+    /// `CURATE_HTTP_TIMEOUT` (seconds without a byte), `CURATE_HTTP_RETRIES`,
+    /// `CURATE_HTTP_BACKOFF` (seconds before the first retry), and a file's deadline:
+    /// `CURATE_HTTP_DEADLINE` seconds plus its size at `CURATE_HTTP_MIN_RATE` bytes/s.
     pub fn from_env(mut opts: Options) -> anyhow::Result<Fetcher> {
         let raw = std::env::var("HF_ENDPOINT").ok().filter(|v| !v.trim().is_empty()).unwrap_or_else(|| "https://huggingface.co".into());
         let endpoint = Url::parse(raw.trim()).map_err(|e| anyhow!("`HF_ENDPOINT={raw}` is not a URL: {e}"))?;
@@ -112,6 +114,12 @@ impl Fetcher {
         }
         if let Some(b) = env_secs("CURATE_HTTP_BACKOFF")? {
             config.backoff = Duration::from_secs_f64(b);
+        }
+        if let Some(d) = env_secs("CURATE_HTTP_DEADLINE")? {
+            config.deadline = Duration::from_secs_f64(d);
+        }
+        if let Some(r) = env_secs("CURATE_HTTP_MIN_RATE")? {
+            config.min_rate = r as u64;
         }
         let cache = Cache::from_env();
         let http = Http::new(config, &endpoint, token_from_env(&cache));
@@ -139,11 +147,17 @@ pub fn lock_path(recipe: &Recipe) -> PathBuf {
     recipe.dir.join(lock::FILE_NAME)
 }
 
-fn hub_tokenizer(recipe: &Recipe) -> Option<&str> {
+/// `[target] tokenizer = "hf:…"`: the model id and the revision (`main` when not given).
+fn hub_tokenizer(recipe: &Recipe) -> Option<(&str, &str)> {
     match recipe.target.as_ref().and_then(|t| t.tokenizer.as_ref()) {
-        Some(TokenizerRef::Hub(id)) => Some(id.as_str()),
+        Some(TokenizerRef::Hub { id, revision }) => Some((id.as_str(), revision.as_deref().unwrap_or("main"))),
         _ => None,
     }
+}
+
+/// How messages name a hub tokenizer: `hf:org/name`, with `@revision` unless `main`.
+fn tokenizer_spec(id: &str, revision: &str) -> String {
+    if revision == "main" { format!("hf:{id}") } else { format!("hf:{id}@{revision}") }
 }
 
 /// What a lock entry must repeat of its recipe source.
@@ -184,9 +198,11 @@ pub fn stale(recipe: &Recipe, lock: &Lock) -> Vec<String> {
         }
     }
     match (hub_tokenizer(recipe), &lock.tokenizer) {
-        (Some(id), Some(t)) if t.hf != id => why.push(format!("the tokenizer is `hf:{id}`, the lock has `hf:{}`", t.hf)),
-        (Some(id), None) => why.push(format!("tokenizer `hf:{id}` is not in the lock")),
-        (None, Some(t)) => why.push(format!("the lock has tokenizer `hf:{}`, which the recipe does not use", t.hf)),
+        (Some((id, rev)), Some(t)) if t.hf != id || t.revision != rev => {
+            why.push(format!("the tokenizer is `{}`, the lock has `{}`", tokenizer_spec(id, rev), tokenizer_spec(&t.hf, &t.revision)))
+        }
+        (Some((id, rev)), None) => why.push(format!("tokenizer `{}` is not in the lock", tokenizer_spec(id, rev))),
+        (None, Some(t)) => why.push(format!("the lock has tokenizer `{}`, which the recipe does not use", tokenizer_spec(&t.hf, &t.revision))),
         _ => {}
     }
     why
@@ -256,8 +272,8 @@ pub fn resolve(recipe: &Recipe, f: &Fetcher, mode: Mode) -> anyhow::Result<Resol
         pending.extend(jobs.into_iter().map(|(j, fi)| (j, at, Some(fi))));
         new.sources.push(entry);
     }
-    if let Some(id) = hub_tokenizer(recipe) {
-        let (repo, jobs) = resolve_tokenizer(f, id)?;
+    if let Some((id, rev)) = hub_tokenizer(recipe) {
+        let (repo, jobs) = resolve_tokenizer(f, id, rev)?;
         pending.extend(jobs.into_iter().map(|(j, fi)| (j, usize::MAX, Some(fi))));
         new.tokenizer = Some(repo);
     }
@@ -323,10 +339,26 @@ pub fn resolve(recipe: &Recipe, f: &Fetcher, mode: Mode) -> anyhow::Result<Resol
         }
     }
     if let (Some(o), Some(n)) = (&old.tokenizer, &new.tokenizer) {
-        if o.commit != n.commit {
-            changes.push(format!("tokenizer `hf:{}`: revision `{}` moved from commit {} to {}", n.hf, n.revision, &o.commit[..12.min(o.commit.len())], &n.commit[..12.min(n.commit.len())]));
+        if o.revision != n.revision {
+            changes.push(format!(
+                "tokenizer `hf:{}`: revision `{}` (commit {}) → `{}` (commit {})",
+                n.hf,
+                o.revision,
+                &o.commit[..12.min(o.commit.len())],
+                n.revision,
+                &n.commit[..12.min(n.commit.len())]
+            ));
+        } else if o.commit != n.commit {
+            changes.push(format!(
+                "tokenizer `{}`: revision `{}` moved from commit {} to {}",
+                tokenizer_spec(&n.hf, &n.revision),
+                n.revision,
+                &o.commit[..12.min(o.commit.len())],
+                &n.commit[..12.min(n.commit.len())]
+            ));
         }
-        changes.extend(lock::file_changes(&o.files, &n.files).into_iter().map(|c| format!("tokenizer `hf:{}`: {c}", n.hf)));
+        let spec = tokenizer_spec(&n.hf, &n.revision);
+        changes.extend(lock::file_changes(&o.files, &n.files).into_iter().map(|c| format!("tokenizer `{spec}`: {c}")));
     }
     let unchanged = existing.as_ref().is_some_and(|o| o.to_toml() == new.to_toml());
     let written = mode != Mode::Check && !unchanged;
@@ -435,18 +467,19 @@ fn hub_job(f: &Fetcher, kind: RepoKind, id: &str, commit: &str, who: &str, path:
     }
 }
 
-fn resolve_tokenizer(f: &Fetcher, id: &str) -> anyhow::Result<(LockedRepo, Vec<(Job, usize)>)> {
+fn resolve_tokenizer(f: &Fetcher, id: &str, revision: &str) -> anyhow::Result<(LockedRepo, Vec<(Job, usize)>)> {
+    let spec = tokenizer_spec(id, revision);
     if !valid_repo_id(id) {
-        bail!("tokenizer `hf:{id}` is not a hub id\nhint: write it as `hf:org/name`");
+        bail!("tokenizer `{spec}` is not a hub id\nhint: write it as `hf:org/name` (or `hf:org/name@revision`)");
     }
-    let info = f.hub().info(RepoKind::Model, id, "main").map_err(|e| anyhow!("tokenizer `hf:{id}`: {e}"))?;
+    let info = f.hub().info(RepoKind::Model, id, revision).map_err(|e| anyhow!("tokenizer `{spec}`: {e}"))?;
     let files: Vec<RemoteFile> =
         info.files.iter().filter(|x| x.path == "tokenizer.json" || x.path == "tokenizer_config.json").cloned().collect();
     if !files.iter().any(|x| x.path == "tokenizer.json") {
-        bail!("tokenizer `hf:{id}`: the model repository has no `tokenizer.json` at its top level\nhint: point `[target] tokenizer` at a local tokenizer.json");
+        bail!("tokenizer `{spec}`: the model repository has no `tokenizer.json` at its top level\nhint: point `[target] tokenizer` at a local tokenizer.json");
     }
-    let (locked, jobs) = lock_files(f, RepoKind::Model, id, &info.commit, &format!("tokenizer `hf:{id}`"), &files);
-    Ok((LockedRepo { hf: id.to_string(), revision: "main".into(), commit: info.commit, files: locked }, jobs))
+    let (locked, jobs) = lock_files(f, RepoKind::Model, id, &info.commit, &format!("tokenizer `{spec}`"), &files);
+    Ok((LockedRepo { hf: id.to_string(), revision: revision.to_string(), commit: info.commit, files: locked }, jobs))
 }
 
 fn valid_repo_id(id: &str) -> bool {
@@ -473,19 +506,37 @@ pub struct Materialized {
     pub downloaded: usize,
 }
 
+/// What the cache holds at a path where a locked file should be.
+enum InCache {
+    /// A verified copy.
+    Yes,
+    No,
+    /// Something with the wrong size or sha256 (why, naming the file).
+    Damaged(String),
+}
+
 /// Whether a verified copy of a file is in the cache at `path` (a hub snapshot path
 /// or a URL blob): the right size, and a sha256 that matches (known from the blob's
-/// name, else hashed).
-fn cached(path: &Path, file: &LockedFile) -> bool {
-    let Ok(m) = std::fs::metadata(path) else { return false };
+/// name, since only verified bytes get that name, else hashed).
+fn in_cache(path: &Path, file: &LockedFile) -> InCache {
+    let Ok(m) = std::fs::metadata(path) else { return InCache::No };
+    let shown = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     if m.len() != file.size {
-        return false;
+        return InCache::Damaged(format!("`{}` has {} bytes, curate.lock says {} (sha256 {})", shown.display(), m.len(), file.size, file.sha256));
     }
     let named = std::fs::read_link(path).ok().and_then(|t| t.file_name().map(|n| n.to_string_lossy().into_owned()));
     if named.as_deref() == Some(file.sha256.as_str()) || path.file_name().is_some_and(|n| n == file.sha256.as_str()) {
-        return true;
+        return InCache::Yes;
     }
-    download::digest_file(path, false).is_ok_and(|(_, h, _)| h == file.sha256)
+    match download::digest_file(path, false) {
+        Ok((_, h, _)) if h == file.sha256 => InCache::Yes,
+        Ok((_, h, _)) => InCache::Damaged(format!("`{}` has sha256 {h}, curate.lock says {}", shown.display(), file.sha256)),
+        Err(e) => InCache::Damaged(format!("`{}` cannot be read: {e}", shown.display())),
+    }
+}
+
+fn cached(path: &Path, file: &LockedFile) -> bool {
+    matches!(in_cache(path, file), InCache::Yes)
 }
 
 /// See the module docs. `skip` lists source indices not to fetch (rejected ones);
@@ -530,7 +581,7 @@ pub fn materialize(recipe: &Recipe, lock: &Lock, f: &Fetcher, skip: &[usize], ju
         for file in &t.files {
             check_locked_names("tokenizer", &t.hf, &t.commit, &file.path)?;
             let path = f.cache.snapshot(RepoKind::Model, &t.hf, &t.commit, &file.path);
-            let who = format!("tokenizer `hf:{}`", t.hf);
+            let who = format!("tokenizer `{}`", tokenizer_spec(&t.hf, &t.revision));
             let job = hub_job(f, RepoKind::Model, &t.hf, &t.commit, &who, &file.path, Some(file.size), Some(file.sha256.clone()), None);
             wants.push(Want { source: None, path, file: file.clone(), job: Some(job) });
         }
@@ -539,8 +590,10 @@ pub fn materialize(recipe: &Recipe, lock: &Lock, f: &Fetcher, skip: &[usize], ju
     // What the cache already has. A blob with the right name but no snapshot link
     // (the same content at another commit) only needs the link.
     let mut missing = Vec::new();
+    let mut damaged = Vec::new();
     for w in &mut wants {
-        if cached(&w.path, &w.file) {
+        let mut state = in_cache(&w.path, &w.file);
+        if matches!(state, InCache::Yes) {
             w.job = None;
             continue;
         }
@@ -548,21 +601,38 @@ pub fn materialize(recipe: &Recipe, lock: &Lock, f: &Fetcher, skip: &[usize], ju
             && let Some(snap) = &job.snapshot
         {
             let blob = job.blob_dir.join(&w.file.sha256);
-            if cached(&blob, &w.file) {
-                cache::link_snapshot(&blob, snap)?;
-                w.job = None;
-                continue;
+            match in_cache(&blob, &w.file) {
+                InCache::Yes => {
+                    cache::link_snapshot(&blob, snap)?;
+                    w.job = None;
+                    continue;
+                }
+                InCache::Damaged(why) => state = InCache::Damaged(why),
+                InCache::No => {}
             }
         }
-        missing.push(w.job.as_ref().map(|j| format!("{} ({} bytes)", j.label, w.file.size)).unwrap_or_default());
+        let label = w.job.as_ref().map(|j| j.label.clone()).unwrap_or_default();
+        match state {
+            InCache::Damaged(why) => damaged.push(format!("{label}: {why}")),
+            _ => missing.push(format!("{label} ({} bytes)", w.file.size)),
+        }
     }
-    if f.opts.offline && !missing.is_empty() {
+    if f.opts.offline && !(missing.is_empty() && damaged.is_empty()) {
+        let mut what = Vec::new();
+        if !damaged.is_empty() {
+            what.push(format!("{} file(s) in the cache are damaged:\n  {}", damaged.len(), damaged.join("\n  ")));
+        }
+        if !missing.is_empty() {
+            what.push(format!("{} file(s) are not in the cache:\n  {}", missing.len(), missing.join("\n  ")));
+        }
         bail!(
-            "offline, and {} file(s) are not in the cache:\n  {}\nhint: run `curate fetch {}` with network access first",
-            missing.len(),
-            missing.join("\n  "),
+            "offline, and {}\nhint: run `curate fetch {}` with network access first; it downloads them again",
+            what.join("\nand "),
             recipe.path.display()
         );
+    }
+    for d in &damaged {
+        f.say(format!("curate: {d}; downloading it again"));
     }
     // One download per blob: two sources may read the same file; each gets its
     // snapshot link afterwards.

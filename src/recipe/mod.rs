@@ -117,8 +117,9 @@ pub struct FactOverride {
 pub enum TokenizerRef {
     /// A `tokenizer.json` on disk (resolved against the recipe's folder).
     Local(PathBuf),
-    /// `hf:<model id>`: fetched from the hub.
-    Hub(String),
+    /// `hf:<model id>[@<revision>]`: fetched from the hub at the revision (`main`
+    /// when not given).
+    Hub { id: String, revision: Option<String> },
 }
 
 /// How a document is rendered into text before tokenization, and which parts train.
@@ -1146,13 +1147,19 @@ fn validate_remote(
     if let Some(r) = revision {
         if !has_hf {
             diags.push(Diagnostic::new(format!("source `{name}`: `revision` applies to an `hf` source"), sat("revision")));
-        } else if r.trim().is_empty() || r.contains("..") || r.starts_with('/') {
+        } else if !valid_revision(r) {
             diags.push(
                 Diagnostic::new(format!("source `{name}`: `revision = {r:?}` is not a branch, tag or commit"), sat("revision"))
                     .with_hint("e.g. `main`, `v1.0` or a 40-digit commit id"),
             );
         }
     }
+}
+
+/// A hub revision as a recipe may write it: a branch, tag or commit, with no spaces,
+/// control characters, `..` or leading `/`.
+fn valid_revision(r: &str) -> bool {
+    !r.is_empty() && !r.contains("..") && !r.starts_with('/') && !r.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 fn validate_target(
@@ -1162,7 +1169,24 @@ fn validate_target(
     diags: &mut Vec<Diagnostic>,
 ) -> Target {
     let tokenizer = t.tokenizer.map(|s| match s.strip_prefix("hf:") {
-        Some(id) => TokenizerRef::Hub(id.to_string()),
+        Some(rest) => {
+            let (id, revision) = match rest.split_once('@') {
+                Some((id, rev)) => (id, Some(rev)),
+                None => (rest, None),
+            };
+            if let Some(r) = revision
+                && !valid_revision(r)
+            {
+                diags.push(
+                    Diagnostic::new(
+                        format!("`target.tokenizer = {s:?}`: the revision after `@` ({r:?}) is not a branch, tag or commit"),
+                        at(&["target", "tokenizer"]),
+                    )
+                    .with_hint("write it as `hf:org/name@main`, `hf:org/name@v1.0` or `hf:org/name@<40-digit commit id>`"),
+                );
+            }
+            TokenizerRef::Hub { id: id.to_string(), revision: revision.map(str::to_string) }
+        }
         None => TokenizerRef::Local(dir.join(s)),
     });
     let template = match t.template.as_deref() {

@@ -30,7 +30,7 @@ pub struct RawTarget {
     /// The base model id (judged by the compliance stage).
     pub model: Option<String>,
     /// A local `tokenizer.json` (with `tokenizer_config.json` beside it when present),
-    /// or `hf:<model id>`.
+    /// or `hf:<model id>`, optionally `@<revision>`.
     pub tokenizer: Option<String>,
     pub template: Option<String>,
     pub seq_len: Option<u64>,

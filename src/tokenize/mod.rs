@@ -73,7 +73,7 @@ impl TargetTokenizer {
     pub fn load(target: &Target) -> anyhow::Result<TargetTokenizer> {
         let path = match &target.tokenizer {
             Some(TokenizerRef::Local(p)) => p.clone(),
-            Some(TokenizerRef::Hub(id)) => bail!(
+            Some(TokenizerRef::Hub { id, .. }) => bail!(
                 "tokenizer `hf:{id}` has not been fetched: `curate run` resolves it through `curate.lock` and the cache\nhint: call `crate::fetch::materialize` first, or point `[target] tokenizer` at a local tokenizer.json"
             ),
             None => bail!("`[target] tokenizer` is not set"),

@@ -36,6 +36,8 @@ pub struct Request {
     pub authorization: Option<String>,
     pub range: Option<String>,
     pub status: u16,
+    /// When the request was read.
+    pub at: Instant,
 }
 
 #[derive(Debug, Clone)]
@@ -48,6 +50,10 @@ pub enum Fault {
     Corrupt { on: String },
     /// Wait before answering.
     Delay { on: String, ms: u64, times: u32 },
+    /// Answer 429 with this `Retry-After` to the next `times` requests.
+    Throttle { on: String, retry_after: String, times: u32 },
+    /// Send the body `chunk` bytes at a time, waiting `every_ms` between them (always).
+    Trickle { on: String, chunk: usize, every_ms: u64 },
 }
 
 #[derive(Default)]
@@ -229,12 +235,14 @@ fn handle(s: TcpStream, server: &'static str, state: &Mutex<State>, storage: &st
             headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
         }
     }
+    let at = Instant::now();
     let path = target.split('?').next().unwrap_or("").to_string();
     let range = headers.get("range").cloned();
     let auth = headers.get("authorization").cloned();
 
     // Faults that apply to this request.
     let (mut status_fault, mut drop_after, mut corrupt, mut delay) = (None, None, false, 0);
+    let (mut throttle, mut trickle) = (None, None);
     {
         let mut st = state.lock().unwrap();
         for f in st.faults.iter_mut() {
@@ -252,6 +260,11 @@ fn handle(s: TcpStream, server: &'static str, state: &Mutex<State>, storage: &st
                     *times -= 1;
                     delay = *ms;
                 }
+                Fault::Throttle { on, retry_after, times } if path.contains(on.as_str()) && *times > 0 && throttle.is_none() => {
+                    *times -= 1;
+                    throttle = Some(retry_after.clone());
+                }
+                Fault::Trickle { on, chunk, every_ms } if path.contains(on.as_str()) => trickle = Some(((*chunk).max(1), *every_ms)),
                 _ => {}
             }
         }
@@ -259,17 +272,22 @@ fn handle(s: TcpStream, server: &'static str, state: &Mutex<State>, storage: &st
     if delay > 0 {
         std::thread::sleep(Duration::from_millis(delay));
     }
-    let mut a = match status_fault {
-        Some(code) => answer(code, "injected fault"),
-        None if server == "storage" => storage_answer(state, &path, range.as_deref()),
-        None => hub_answer(state, &path, auth.as_deref(), storage),
+    let mut a = match (status_fault, throttle) {
+        (Some(code), _) => answer(code, "injected fault"),
+        (None, Some(after)) => {
+            let mut a = answer(429, "slow down");
+            a.headers.push(("Retry-After".into(), after));
+            a
+        }
+        (None, None) if server == "storage" => storage_answer(state, &path, range.as_deref()),
+        (None, None) => hub_answer(state, &path, auth.as_deref(), storage),
     };
     if corrupt && a.status < 300 {
         for b in a.body.iter_mut().take(16) {
             *b ^= 0x55;
         }
     }
-    state.lock().unwrap().log.push(Request { server, path: decode(&path), authorization: auth, range, status: a.status });
+    state.lock().unwrap().log.push(Request { server, path: decode(&path), authorization: auth, range, status: a.status, at });
     let mut out = s;
     let mut head = format!("HTTP/1.1 {} X\r\nContent-Length: {}\r\nConnection: close\r\n", a.status, a.body.len());
     for (k, v) in &a.headers {
@@ -281,7 +299,21 @@ fn handle(s: TcpStream, server: &'static str, state: &Mutex<State>, storage: &st
         Some(n) => &a.body[..n.min(a.body.len())],
         None => &a.body[..],
     };
-    let _ = out.write_all(body);
+    match trickle {
+        Some((chunk, every_ms)) if a.status < 300 => {
+            // Stops when the client hangs up, or after 30 s.
+            let until = Instant::now() + Duration::from_secs(30);
+            for c in body.chunks(chunk) {
+                if out.write_all(c).and_then(|_| out.flush()).is_err() || Instant::now() > until {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(every_ms));
+            }
+        }
+        _ => {
+            let _ = out.write_all(body);
+        }
+    }
     let _ = out.flush();
     let _ = out.shutdown(std::net::Shutdown::Both);
     // Drain anything left so the close is clean.
