@@ -900,7 +900,12 @@ fn validate(
     };
     let raw_dedup = raw.dedup.unwrap_or_default();
     let near = raw_dedup.near.map(|n| {
-        let d = crate::stages::near_dedup::NearDedupConfig::default();
+        // `confirm = false` asks for datatrove's unverified banding, with its defaults.
+        let d = if n.confirm == Some(false) {
+            crate::stages::near_dedup::NearDedupConfig::unverified()
+        } else {
+            crate::stages::near_dedup::NearDedupConfig::default()
+        };
         let cfg = crate::stages::near_dedup::NearDedupConfig {
             ngram: n.ngram.map(|v| v as usize).unwrap_or(d.ngram),
             bands: n.bands.map(|v| v as usize).unwrap_or(d.bands),
