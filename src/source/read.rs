@@ -106,8 +106,10 @@ pub fn read_file(
     match file.reader {
         ReaderKind::Jsonl => read_lines(skip_bom(open(file)?).with_context(ctx)?, &name, max_record_bytes, emit).with_context(ctx),
         ReaderKind::Json => read_json(skip_bom(open(file)?).with_context(ctx)?, &name, max_record_bytes, emit).with_context(ctx),
-        ReaderKind::Csv => read_csv(open(file)?, b',', &name, max_record_bytes, emit).with_context(ctx),
-        ReaderKind::Tsv => read_csv(open(file)?, b'\t', &name, max_record_bytes, emit).with_context(ctx),
+        // The CSV parser would skip a byte-order mark itself, but the scanner that
+        // limits records must not see it either.
+        ReaderKind::Csv => read_csv(skip_bom(open(file)?).with_context(ctx)?, b',', &name, max_record_bytes, emit).with_context(ctx),
+        ReaderKind::Tsv => read_csv(skip_bom(open(file)?).with_context(ctx)?, b'\t', &name, max_record_bytes, emit).with_context(ctx),
         ReaderKind::Parquet => read_parquet(file, &name, max_record_bytes, emit).with_context(ctx),
         ReaderKind::Txt => read_text(open(file)?, &name, max_record_bytes, emit).with_context(ctx),
     }
@@ -871,6 +873,14 @@ mod tests {
         let data = b"a,b\n\n1,\"two\nlines\"\r\n\r\n\"3\",\"\"\"\"\n";
         let got = csv(data, b',', 13).unwrap();
         assert_eq!(got, vec![ok(1, r#"{"a":"1","b":"two\nlines"}"#), ok(2, r#"{"a":"3","b":"\""}"#)]);
+    }
+
+    #[test]
+    fn csv_after_a_byte_order_mark_keeps_its_quoted_header() {
+        let name: Arc<str> = "t.csv".into();
+        let data = b"\xEF\xBB\xBF\"a\nb\",c\n1,2\n";
+        let got = records(data, |r, emit| read_csv(skip_bom(r)?, b',', &name, 8, emit)).unwrap();
+        assert_eq!(got, vec![ok(1, r#"{"a\nb":"1","c":"2"}"#)]);
     }
 
     #[test]
