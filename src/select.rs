@@ -15,17 +15,23 @@
 //! A column that the first record of a file does not have is an error (a typo would
 //! otherwise select nothing, silently); a column missing from a later row is NULL.
 //!
-//! A chain of `AND` (or of `OR`) of any length is one node, evaluated in a loop; other
-//! nesting (parentheses, `NOT`, arithmetic, comparisons) may go [`MAX_DEPTH`] levels
-//! deep, so that evaluation, which recurses, cannot overflow a worker's stack.
+//! A chain of `AND` (or of `OR`) is one node, evaluated in a loop; other nesting
+//! (parentheses, `NOT`, arithmetic, comparisons) may go [`MAX_DEPTH`] levels deep, so
+//! that evaluation, which recurses, cannot overflow a worker's stack. The whole
+//! expression holds at most [`MAX_TOKENS`] names, values and operators (a chain of
+//! some 25,000 terms), since the SQL parser's own tree is as deep as a chain is long.
 
 use serde_json::Value;
 use sqlparser::ast::{self, BinaryOperator, Expr, UnaryOperator};
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
+use sqlparser::tokenizer::{Token, Tokenizer};
 
 /// How deeply a `where` expression may nest, not counting `AND`/`OR` chains.
 pub const MAX_DEPTH: usize = 64;
+
+/// How many names, values and operators (commas aside) a `where` may hold.
+pub const MAX_TOKENS: usize = 100_000;
 
 #[derive(Debug, Clone)]
 pub struct WhereExpr {
@@ -98,10 +104,19 @@ enum V {
 impl WhereExpr {
     pub fn parse(text: &str) -> Result<WhereExpr, String> {
         let dialect = GenericDialect {};
-        let mut parser = Parser::new(&dialect).try_with_sql(text).map_err(|e| e.to_string())?;
+        let tokens = Tokenizer::new(&dialect, text).with_unescape(true).tokenize_with_location().map_err(|e| e.to_string())?;
+        // The SQL parser builds a chain as deep as it is long, and drops it by
+        // recursion: bound its length before parsing.
+        let n = tokens.iter().filter(|t| !matches!(t.token, Token::Whitespace(_) | Token::Comma)).count();
+        if n > MAX_TOKENS {
+            return Err(format!(
+                "the expression has {n} names, values and operators, more than {MAX_TOKENS}; for a long list of values use `IN (…)`"
+            ));
+        }
+        let mut parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
         let expr = parser.parse_expr().map_err(|e| e.to_string())?;
         let rest = parser.peek_token();
-        if rest.token != sqlparser::tokenizer::Token::EOF {
+        if rest.token != Token::EOF {
             return Err(format!("unexpected `{}` after the expression", rest.token));
         }
         let mut columns = Vec::new();
@@ -615,6 +630,18 @@ mod tests {
         assert!(sel("NOT (a = 1 AND b = 1)", json!({"a": 1, "b": 2})));
         assert!(!sel("NOT (a = 1 AND b = 1)", json!({"a": 1, "b": null})), "NOT NULL is NULL");
         assert!(sel("(a = 1 OR b = 1) AND c = 1", json!({"a": 2, "b": 1, "c": 1})));
+    }
+
+    #[test]
+    fn overlong_expressions_are_refused_before_parsing() {
+        // 400,000 terms: the SQL parser's tree of it overflowed the main stack.
+        let terms = vec!["n <> 1"; 400_000].join(" AND ");
+        let e = WhereExpr::parse(&terms).unwrap_err();
+        assert!(e.contains("1599999 names, values and operators, more than 100000"), "{e}");
+        // Commas do not count: a long IN list is fine.
+        let list: Vec<String> = (0..60_000).map(|i| format!("'v{i}'")).collect();
+        let w = WhereExpr::parse(&format!("name IN ({})", list.join(", "))).unwrap();
+        assert!(w.matches(&json!({"name": "v59999"})));
     }
 
     #[test]

@@ -381,6 +381,13 @@ fn where_with_10000_and_terms_runs() {
     ok(&d.curate(&["recipe.toml"]));
     assert_eq!(report(&d.out())["totals"]["documents_kept"], 1);
 
+    // Past the bound on its length: a located error, and the recipe line shown cut.
+    let terms: Vec<String> = (0..30_000).map(|i| format!("instruction <> 'x{i}'")).collect();
+    d.recipe(&jsonl_source(&format!("where = \"{}\"", terms.join(" AND "))));
+    let err = fails(&d.curate(&["recipe.toml"]));
+    assert!(err.contains("recipe.toml:9:") && err.contains("more than 100000; for a long list of values use `IN (…)`"), "{err}");
+    assert!(err.len() < 4000, "the 800 kB line is not printed whole: {} bytes", err.len());
+
     let sum = vec!["length(output)"; 200].join(" + ");
     d.recipe(&jsonl_source(&format!("where = \"{sum} > 0\"")));
     let err = fails(&d.curate(&["recipe.toml"]));
