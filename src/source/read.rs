@@ -805,13 +805,16 @@ mod tests {
         assert!(matches!(read_line_limited(&mut r, &mut buf, 100).unwrap(), Line::Eof));
     }
 
+    /// Per record: its row, and its text or the rule and bytes of a bad record.
+    type Got = Vec<(u64, Result<String, (String, u64)>)>;
+
     /// What a reader made of `data` (read through small buffers, so that records
     /// cross buffer boundaries): per record, its row and either its text (a line, or a
     /// value as JSON) or the rule and bytes of a bad record.
     fn records(
         data: &[u8],
         read: impl FnOnce(Box<dyn BufRead + Send>, &mut dyn FnMut(RawRecord) -> bool) -> anyhow::Result<()>,
-    ) -> anyhow::Result<Vec<(u64, Result<String, (String, u64)>)>> {
+    ) -> anyhow::Result<Got> {
         let r: Box<dyn BufRead + Send> = Box::new(BufReader::with_capacity(7, io::Cursor::new(data.to_vec())));
         let mut out = Vec::new();
         read(r, &mut |rec: RawRecord| {
@@ -827,12 +830,12 @@ mod tests {
         Ok(out)
     }
 
-    fn csv(data: &[u8], delimiter: u8, max: u64) -> anyhow::Result<Vec<(u64, Result<String, (String, u64)>)>> {
+    fn csv(data: &[u8], delimiter: u8, max: u64) -> anyhow::Result<Got> {
         let name: Arc<str> = "t.csv".into();
         records(data, |r, emit| read_csv(r, delimiter, &name, max, emit))
     }
 
-    fn json(data: &[u8], max: u64) -> anyhow::Result<Vec<(u64, Result<String, (String, u64)>)>> {
+    fn json(data: &[u8], max: u64) -> anyhow::Result<Got> {
         let name: Arc<str> = "t.json".into();
         records(data, |r, emit| read_json(skip_bom(r)?, &name, max, emit))
     }
