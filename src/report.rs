@@ -67,6 +67,9 @@ pub struct SourceStats {
     /// Documents the quality stage looked at, and those with a chatbot phrase.
     pub quality_checked: u64,
     pub ai_phrase_docs: u64,
+    /// Findings about the source's files (a folder that links back into itself).
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 impl SourceStats {
@@ -225,6 +228,7 @@ pub fn render(recipe: &Recipe, stats: &[SourceStats], ledger_entries: u64, extra
         totals.documents_kept += kept;
         totals.chars_kept += chars;
         totals.errors_skipped += st.errors_skipped;
+        warnings.extend(st.warnings.iter().cloned());
         if st.quality_checked > 0 && src.provenance.origin == Some(crate::recipe::Origin::Human) {
             let rate = st.ai_phrase_docs as f64 / st.quality_checked as f64;
             if rate >= AI_PHRASE_FLAG_RATE {

@@ -368,6 +368,9 @@ fn symlink_loop_in_a_folder_reads_each_file_once_and_warns() {
     let err = stderr(&o);
     assert!(err.contains("warning: source `s`: folder `") && err.contains("sub/up` leads back to"), "{err}");
     let r = report(&d.out());
+    let warned = r["warnings"].as_array().unwrap();
+    assert!(warned.iter().any(|w| w.as_str().unwrap().contains("sub/up` leads back to")), "the report says so too: {warned:?}");
+    assert!(std::fs::read_to_string(d.out().join("report.md")).unwrap().contains("## Warnings"));
     assert_eq!(r["totals"]["records_read"], 2, "each real file once");
     assert_eq!(r["drops"].as_object().map(|m| m.len()), Some(0), "nothing read twice: {}", r["drops"]);
 }

@@ -63,6 +63,17 @@ fn is_glob(s: &str) -> bool {
 /// symbolic links) is read once. Anything that is not a regular file (a device, a FIFO,
 /// a socket) is refused: reading it would never end, or read something other than data.
 pub fn resolve(source: &Source, recipe_dir: &Path) -> anyhow::Result<Vec<InputFile>> {
+    let mut warnings = Vec::new();
+    let files = resolve_noting(source, recipe_dir, &mut warnings)?;
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(files)
+}
+
+/// [`resolve`], adding what a reviewer should know (a folder that links back into
+/// itself) to `warnings` rather than printing it.
+pub fn resolve_noting(source: &Source, recipe_dir: &Path, warnings: &mut Vec<String>) -> anyhow::Result<Vec<InputFile>> {
     let mut paths: Vec<PathBuf> = Vec::new();
     let mut real_paths: HashSet<PathBuf> = HashSet::new();
     for input in &source.inputs {
@@ -89,12 +100,12 @@ pub fn resolve(source: &Source, recipe_dir: &Path) -> anyhow::Result<Vec<InputFi
                 let mut w = Walk::default();
                 w.walk(input).with_context(|| format!("source `{}`: cannot list `{s}`", source.name))?;
                 for (from, to) in &w.revisits {
-                    eprintln!(
-                        "warning: source `{}`: folder `{s}`: `{}` leads back to `{}` through a symbolic link; its files are read once",
+                    warnings.push(format!(
+                        "source `{}`: folder `{s}`: `{}` leads back to `{}` through a symbolic link; its files are read once",
                         source.name,
                         from.display(),
                         to.display()
-                    );
+                    ));
                 }
                 found = w.files;
                 found.retain(|p| source.reader.is_some() || reader_for(p).is_some());
