@@ -130,6 +130,7 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> anyhow::Result<RunSummary> {
     // fails fast and names its source.
     let excluded: &[usize] = opts.compliance.as_ref().map(|c| c.excluded.as_slice()).unwrap_or(&[]);
     let mut inputs = Vec::with_capacity(recipe.sources.len());
+    let mut warnings = vec![Vec::new(); recipe.sources.len()];
     for s in &recipe.sources {
         // A source the policy rejected is not read at all.
         inputs.push(if excluded.contains(&s.index) {
@@ -137,7 +138,11 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> anyhow::Result<RunSummary> {
         } else if let Some(f) = opts.fetched.get(&s.index) {
             f.clone()
         } else {
-            files::resolve(s, &recipe.dir)?
+            let files = files::resolve_noting(s, &recipe.dir, &mut warnings[s.index])?;
+            for w in &warnings[s.index] {
+                eprintln!("warning: {w}");
+            }
+            files
         });
     }
 
@@ -164,6 +169,9 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> anyhow::Result<RunSummary> {
 
     let names: Vec<String> = recipe.sources.iter().map(|s| s.name.clone()).collect();
     let mut stats = vec![SourceStats::default(); recipe.sources.len()];
+    for (st, w) in stats.iter_mut().zip(warnings) {
+        st.warnings = w;
+    }
     let mut dedup = ExactDedup::default();
     let mut clocks = Clocks::default();
     let par = ParClocks::default();

@@ -71,6 +71,9 @@ pub struct SourceStats {
     /// failing template raises).
     #[serde(skip)]
     pub first_template_error: Option<String>,
+    /// Findings about the source's files (a folder that links back into itself).
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 impl SourceStats {
@@ -229,6 +232,7 @@ pub fn render(recipe: &Recipe, stats: &[SourceStats], ledger_entries: u64, extra
         totals.documents_kept += kept;
         totals.chars_kept += chars;
         totals.errors_skipped += st.errors_skipped;
+        warnings.extend(st.warnings.iter().cloned());
         if st.quality_checked > 0 && src.provenance.origin == Some(crate::recipe::Origin::Human) {
             let rate = st.ai_phrase_docs as f64 / st.quality_checked as f64;
             if rate >= AI_PHRASE_FLAG_RATE {

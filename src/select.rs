@@ -14,11 +14,24 @@
 //!
 //! A column that the first record of a file does not have is an error (a typo would
 //! otherwise select nothing, silently); a column missing from a later row is NULL.
+//!
+//! A chain of `AND` (or of `OR`) is one node, evaluated in a loop; other nesting
+//! (parentheses, `NOT`, arithmetic, comparisons) may go [`MAX_DEPTH`] levels deep, so
+//! that evaluation, which recurses, cannot overflow a worker's stack. The whole
+//! expression holds at most [`MAX_TOKENS`] names, values and operators (a chain of
+//! some 25,000 terms), since the SQL parser's own tree is as deep as a chain is long.
 
 use serde_json::Value;
 use sqlparser::ast::{self, BinaryOperator, Expr, UnaryOperator};
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
+use sqlparser::tokenizer::{Token, Tokenizer};
+
+/// How deeply a `where` expression may nest, not counting `AND`/`OR` chains.
+pub const MAX_DEPTH: usize = 64;
+
+/// How many names, values and operators (commas aside) a `where` may hold.
+pub const MAX_TOKENS: usize = 100_000;
 
 #[derive(Debug, Clone)]
 pub struct WhereExpr {
@@ -38,8 +51,10 @@ enum E {
     Col(Vec<String>),
     Lit(V),
     Not(Box<E>),
-    And(Box<E>, Box<E>),
-    Or(Box<E>, Box<E>),
+    /// `a AND b AND …`, all terms of a chain in one node, so that a long chain is
+    /// evaluated in a loop rather than by recursion.
+    And(Vec<E>),
+    Or(Vec<E>),
     Cmp(Cmp, Box<E>, Box<E>),
     Arith(Arith, Box<E>, Box<E>),
     Neg(Box<E>),
@@ -89,14 +104,23 @@ enum V {
 impl WhereExpr {
     pub fn parse(text: &str) -> Result<WhereExpr, String> {
         let dialect = GenericDialect {};
-        let mut parser = Parser::new(&dialect).try_with_sql(text).map_err(|e| e.to_string())?;
+        let tokens = Tokenizer::new(&dialect, text).with_unescape(true).tokenize_with_location().map_err(|e| e.to_string())?;
+        // The SQL parser builds a chain as deep as it is long, and drops it by
+        // recursion: bound its length before parsing.
+        let n = tokens.iter().filter(|t| !matches!(t.token, Token::Whitespace(_) | Token::Comma)).count();
+        if n > MAX_TOKENS {
+            return Err(format!(
+                "the expression has {n} names, values and operators, more than {MAX_TOKENS}; for a long list of values use `IN (…)`"
+            ));
+        }
+        let mut parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
         let expr = parser.parse_expr().map_err(|e| e.to_string())?;
         let rest = parser.peek_token();
-        if rest.token != sqlparser::tokenizer::Token::EOF {
+        if rest.token != Token::EOF {
             return Err(format!("unexpected `{}` after the expression", rest.token));
         }
         let mut columns = Vec::new();
-        let expr = compile(&expr, &mut columns)?;
+        let expr = compile(&expr, &mut columns, 0)?;
         columns.sort();
         columns.dedup();
         Ok(WhereExpr { text: text.to_string(), expr, columns })
@@ -141,22 +165,27 @@ impl WhereExpr {
 fn partial(e: &E, row: &Value) -> Option<V> {
     let truth_of = |x: &E| partial(x, row).map(|v| truth(&v));
     match e {
-        E::And(a, b) => match (truth_of(a), truth_of(b)) {
-            (Some(Some(false)), _) | (_, Some(Some(false))) => Some(V::Bool(false)),
-            (Some(x), Some(y)) => Some(from_truth(match (x, y) {
-                (Some(true), Some(true)) => Some(true),
-                _ => None,
-            })),
-            _ => None,
-        },
-        E::Or(a, b) => match (truth_of(a), truth_of(b)) {
-            (Some(Some(true)), _) | (_, Some(Some(true))) => Some(V::Bool(true)),
-            (Some(x), Some(y)) => Some(from_truth(match (x, y) {
-                (Some(false), Some(false)) => Some(false),
-                _ => None,
-            })),
-            _ => None,
-        },
+        E::And(terms) | E::Or(terms) => {
+            // The value that settles the chain: FALSE for AND, TRUE for OR.
+            let settles = matches!(e, E::Or(_));
+            let mut unknown_column = false;
+            let mut null = false;
+            for t in terms {
+                match truth_of(t) {
+                    Some(Some(b)) if b == settles => return Some(V::Bool(settles)),
+                    Some(Some(_)) => {}
+                    Some(None) => null = true,
+                    None => unknown_column = true,
+                }
+            }
+            if unknown_column {
+                None
+            } else if null {
+                Some(V::Null)
+            } else {
+                Some(V::Bool(!settles))
+            }
+        }
         E::Not(x) => truth_of(x).map(|t| from_truth(t.map(|b| !b))),
         _ if columns_known(e, row) => Some(eval(e, row)),
         _ => None,
@@ -171,16 +200,47 @@ fn columns_known(e: &E, row: &Value) -> bool {
         E::Lit(_) => true,
         E::Not(x) | E::Neg(x) | E::IsNull(x, _) => k(x),
         E::Like { e, .. } => k(e),
-        E::And(a, b) | E::Or(a, b) | E::Cmp(_, a, b) | E::Arith(_, a, b) => k(a) && k(b),
+        E::And(terms) | E::Or(terms) => terms.iter().all(k),
+        E::Cmp(_, a, b) | E::Arith(_, a, b) => k(a) && k(b),
         E::In { e, list, .. } => k(e) && list.iter().all(k),
         E::Between { e, lo, hi, .. } => k(e) && k(lo) && k(hi),
         E::Func(_, args) => args.iter().all(k),
     }
 }
 
-fn compile(e: &Expr, cols: &mut Vec<Vec<String>>) -> Result<E, String> {
+/// The terms of a chain of `op` (`a AND b AND c`, parsed as `(a AND b) AND c`), in
+/// order, found without recursion; parentheses around a part of the chain are looked
+/// through.
+fn chain<'a>(e: &'a Expr, op: &BinaryOperator) -> Vec<&'a Expr> {
+    let mut terms = Vec::new();
+    let mut stack = vec![e];
+    while let Some(x) = stack.pop() {
+        match x {
+            Expr::BinaryOp { left, op: o, right } if o == op => {
+                stack.push(right);
+                stack.push(left);
+            }
+            Expr::Nested(inner) if matches!(&**inner, Expr::BinaryOp { op: o, .. } if o == op) => stack.push(inner),
+            _ => terms.push(x),
+        }
+    }
+    terms
+}
+
+fn compile(e: &Expr, cols: &mut Vec<Vec<String>>, depth: usize) -> Result<E, String> {
+    if depth > MAX_DEPTH {
+        return Err(format!(
+            "the expression nests more than {MAX_DEPTH} levels deep (chains of AND or OR do not count; for a long list of values use `IN (…)`)"
+        ));
+    }
+    let d = depth + 1;
+    let compile = |x: &Expr, cols: &mut Vec<Vec<String>>| compile(x, cols, d);
     let b = |x: &Expr, cols: &mut Vec<Vec<String>>| compile(x, cols).map(Box::new);
     Ok(match e {
+        Expr::BinaryOp { op: op @ (BinaryOperator::And | BinaryOperator::Or), .. } => {
+            let terms = chain(e, op).into_iter().map(|t| compile(t, cols)).collect::<Result<Vec<_>, _>>()?;
+            if *op == BinaryOperator::And { E::And(terms) } else { E::Or(terms) }
+        }
         Expr::Identifier(id) => {
             let c = vec![id.value.clone()];
             cols.push(c.clone());
@@ -199,8 +259,6 @@ fn compile(e: &Expr, cols: &mut Vec<Vec<String>>) -> Result<E, String> {
         Expr::BinaryOp { left, op, right } => {
             let (l, r) = (b(left, cols)?, b(right, cols)?);
             match op {
-                BinaryOperator::And => E::And(l, r),
-                BinaryOperator::Or => E::Or(l, r),
                 BinaryOperator::Eq => E::Cmp(Cmp::Eq, l, r),
                 BinaryOperator::NotEq => E::Cmp(Cmp::Ne, l, r),
                 BinaryOperator::Lt => E::Cmp(Cmp::Lt, l, r),
@@ -354,21 +412,19 @@ fn eval(e: &E, row: &Value) -> V {
         E::Col(path) => from_json(lookup(row, path)),
         E::Lit(v) => v.clone(),
         E::Not(x) => from_truth(truth(&eval(x, row)).map(|b| !b)),
-        E::And(a, b) => {
-            let (x, y) = (truth(&eval(a, row)), truth(&eval(b, row)));
-            from_truth(match (x, y) {
-                (Some(false), _) | (_, Some(false)) => Some(false),
-                (Some(true), Some(true)) => Some(true),
-                _ => None,
-            })
-        }
-        E::Or(a, b) => {
-            let (x, y) = (truth(&eval(a, row)), truth(&eval(b, row)));
-            from_truth(match (x, y) {
-                (Some(true), _) | (_, Some(true)) => Some(true),
-                (Some(false), Some(false)) => Some(false),
-                _ => None,
-            })
+        E::And(terms) | E::Or(terms) => {
+            // Three-valued: FALSE settles an AND (TRUE an OR) whatever the other terms
+            // are, NULL otherwise wins over TRUE (FALSE).
+            let settles = matches!(e, E::Or(_));
+            let mut null = false;
+            for t in terms {
+                match truth(&eval(t, row)) {
+                    Some(b) if b == settles => return V::Bool(settles),
+                    Some(_) => {}
+                    None => null = true,
+                }
+            }
+            if null { V::Null } else { V::Bool(!settles) }
         }
         E::Cmp(op, a, b) => {
             let ord = compare(&eval(a, row), &eval(b, row));
@@ -544,5 +600,57 @@ mod tests {
         assert!(!w.may_match(&known("data/PoT/x")));
         let w = WhereExpr::parse("length(output) > 20").unwrap();
         assert!(w.may_match(&known("anything")));
+    }
+
+    #[test]
+    fn long_and_or_chains_are_evaluated_without_recursion() {
+        let terms: Vec<String> = (0..10_000).map(|i| format!("n <> {i}")).collect();
+        let and = WhereExpr::parse(&terms.join(" AND ")).unwrap();
+        let or = WhereExpr::parse(&format!("{} OR n = 20000", terms.join(" OR ").replace("<>", "="))).unwrap();
+        // A small stack: evaluation that recursed once per term would overflow it.
+        let t = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                assert!(and.matches(&json!({"n": 10_001})));
+                assert!(!and.matches(&json!({"n": 5_000})));
+                assert!(!and.matches(&json!({})), "NULL is not selected");
+                assert!(or.matches(&json!({"n": 20_000})));
+                assert!(!or.matches(&json!({"n": -1})));
+                assert!(and.may_match(&serde_json::Map::new()));
+                drop((and, or));
+            })
+            .unwrap();
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn chains_keep_three_valued_logic() {
+        assert!(!sel("a = 1 AND (b = 1 AND c = 1)", json!({"a": 1, "b": 1, "c": null})));
+        assert!(sel("a = 1 OR (b = 1 OR c = 1)", json!({"a": null, "b": null, "c": 1})));
+        assert!(sel("NOT (a = 1 AND b = 1)", json!({"a": 1, "b": 2})));
+        assert!(!sel("NOT (a = 1 AND b = 1)", json!({"a": 1, "b": null})), "NOT NULL is NULL");
+        assert!(sel("(a = 1 OR b = 1) AND c = 1", json!({"a": 2, "b": 1, "c": 1})));
+    }
+
+    #[test]
+    fn overlong_expressions_are_refused_before_parsing() {
+        // 400,000 terms: the SQL parser's tree of it overflowed the main stack.
+        let terms = vec!["n <> 1"; 400_000].join(" AND ");
+        let e = WhereExpr::parse(&terms).unwrap_err();
+        assert!(e.contains("1599999 names, values and operators, more than 100000"), "{e}");
+        // Commas do not count: a long IN list is fine.
+        let list: Vec<String> = (0..60_000).map(|i| format!("'v{i}'")).collect();
+        let w = WhereExpr::parse(&format!("name IN ({})", list.join(", "))).unwrap();
+        assert!(w.matches(&json!({"name": "v59999"})));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_at_parse() {
+        let sum = vec!["n"; 1_000].join(" + ");
+        let e = WhereExpr::parse(&format!("{sum} > 3")).unwrap_err();
+        assert!(e.contains(&format!("nests more than {MAX_DEPTH} levels")), "{e}");
+        // Parentheses are bounded by the SQL parser itself.
+        let nested = format!("{}n = 1{}", "(".repeat(500), ")".repeat(500));
+        assert!(WhereExpr::parse(&nested).is_err());
     }
 }

@@ -59,6 +59,9 @@ impl RecipeError {
     }
 }
 
+/// How much of a recipe line a problem shows.
+const SHOWN_LINE_CHARS: usize = 200;
+
 impl fmt::Display for RecipeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.diagnostics.len();
@@ -72,7 +75,11 @@ impl fmt::Display for RecipeError {
             if let Some(span) = &d.span {
                 let (line, col) = Self::line_col(&self.text, span.start);
                 if let Some(src) = self.text.lines().nth(line - 1) {
-                    write!(f, "\n      | {src}")?;
+                    // A very long line (a `where` of thousands of terms) is shown cut.
+                    let shown: String = src.chars().take(SHOWN_LINE_CHARS).collect();
+                    let cut = shown.len() < src.len();
+                    write!(f, "\n      | {shown}{}", if cut { "…" } else { "" })?;
+                    let col = col.min(SHOWN_LINE_CHARS + 1);
                     let width = if span.end > span.start {
                         self.text[span.start..span.end.min(self.text.len())]
                             .lines()
@@ -83,6 +90,7 @@ impl fmt::Display for RecipeError {
                     } else {
                         1
                     };
+                    let width = width.min(SHOWN_LINE_CHARS + 2 - col);
                     write!(f, "\n      | {}{}", " ".repeat(col - 1), "^".repeat(width))?;
                 }
             }

@@ -41,6 +41,13 @@ use crate::select::WhereExpr;
 /// `on_error = "skip"`) rather than read into memory whole.
 pub const DEFAULT_MAX_RECORD_BYTES: u64 = 64 * 1024 * 1024;
 
+/// The largest mixing `weight`. Each copy of a document is a training sequence that
+/// mixing plans and packing writes, so the work and memory grow with the weight; and
+/// repeating data more than a few times gains little (Muennighoff et al., 2023,
+/// "Scaling Data-Constrained Language Models": past about 16 epochs further repeats
+/// are worth next to nothing). 100 leaves room for upsampling a small source.
+pub const MAX_WEIGHT: f64 = 100.0;
+
 /// A checked recipe, ready to run.
 #[derive(Debug)]
 pub struct Recipe {
@@ -818,10 +825,17 @@ fn validate(
             diags.push(Diagnostic::new(format!("empty model id {bad:?} in `generated_by`"), sat("generated_by")));
         }
         if let Some(w) = rs.weight
-            && !(w.is_finite() && w >= 0.0)
+            && !(w.is_finite() && (0.0..=MAX_WEIGHT).contains(&w))
         {
+            let why = if w > MAX_WEIGHT {
+                format!(
+                    "source `{name}`: `weight` must be at most {MAX_WEIGHT}, got {w}: every copy is a training sequence to plan and write, and data repeated that often teaches nothing new"
+                )
+            } else {
+                format!("source `{name}`: `weight` must be 0 or more, got {w}")
+            };
             diags.push(
-                Diagnostic::new(format!("source `{name}`: `weight` must be 0 or more, got {w}"), sat("weight"))
+                Diagnostic::new(why, sat("weight"))
                     .with_hint("0.5 keeps a seeded half of the documents, 3 repeats each three times"),
             );
         }
@@ -1603,6 +1617,22 @@ max_chars = 5
         assert!(shown.contains("`filters.drop_regex[0]` is not a valid regex"), "{shown}");
         assert!(shown.contains("`filters.min_chars` (10) is above `filters.max_chars` (5)"), "{shown}");
         assert_eq!(e.diagnostics.len(), 6, "{shown}");
+    }
+
+    #[test]
+    fn weight_is_bounded() {
+        let e = err(r#"
+[recipe]
+name = "t"
+[[source]]
+name = "a"
+path = "a.jsonl"
+format = "text"
+weight = 1e12
+"#);
+        let shown = e.to_string();
+        assert!(shown.contains("recipe.toml:8:1"), "{shown}");
+        assert!(shown.contains("`weight` must be at most 100, got 1000000000000"), "{shown}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Resolving a source's `path` entries (files, globs, folders) into an ordered list of
 //! files, each with the reader that understands it.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -58,9 +59,23 @@ fn is_glob(s: &str) -> bool {
 }
 
 /// All files of a source in a stable order: entries in the order given, files within
-/// a glob or folder sorted by path. A file named twice is read once.
+/// a glob or folder sorted by path. A file named twice (or reached twice through
+/// symbolic links) is read once. Anything that is not a regular file (a device, a FIFO,
+/// a socket) is refused: reading it would never end, or read something other than data.
 pub fn resolve(source: &Source, recipe_dir: &Path) -> anyhow::Result<Vec<InputFile>> {
+    let mut warnings = Vec::new();
+    let files = resolve_noting(source, recipe_dir, &mut warnings)?;
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(files)
+}
+
+/// [`resolve`], adding what a reviewer should know (a folder that links back into
+/// itself) to `warnings` rather than printing it.
+pub fn resolve_noting(source: &Source, recipe_dir: &Path, warnings: &mut Vec<String>) -> anyhow::Result<Vec<InputFile>> {
     let mut paths: Vec<PathBuf> = Vec::new();
+    let mut real_paths: HashSet<PathBuf> = HashSet::new();
     for input in &source.inputs {
         let s = input.to_string_lossy();
         let mut found: Vec<PathBuf> = Vec::new();
@@ -68,33 +83,58 @@ pub fn resolve(source: &Source, recipe_dir: &Path) -> anyhow::Result<Vec<InputFi
             let entries = glob::glob(&s).with_context(|| format!("source `{}`: bad glob `{s}`", source.name))?;
             for e in entries {
                 let p = e.with_context(|| format!("source `{}`: cannot read a match of `{s}`", source.name))?;
-                if p.is_file() {
+                if !p.is_dir() {
                     found.push(p);
                 }
             }
             if found.is_empty() {
                 bail!("source `{}`: `{s}` matches no files", source.name);
             }
-        } else if input.is_dir() {
-            walk(input, &mut found).with_context(|| format!("source `{}`: cannot list `{s}`", source.name))?;
-            found.retain(|p| source.reader.is_some() || reader_for(p).is_some());
-            if found.is_empty() {
-                bail!("source `{}`: folder `{s}` holds no readable files (.jsonl, .json, .csv, .tsv, .parquet, .txt, optionally .gz or .zst)", source.name);
-            }
-        } else if input.is_file() {
-            found.push(input.clone());
         } else {
-            bail!("source `{}`: `{s}` does not exist", source.name);
+            let meta = match std::fs::metadata(input) {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!("source `{}`: `{s}` does not exist", source.name),
+                Err(e) => bail!("source `{}`: cannot read `{s}`: {e}", source.name),
+            };
+            if meta.is_dir() {
+                let mut w = Walk::default();
+                w.walk(input).with_context(|| format!("source `{}`: cannot list `{s}`", source.name))?;
+                for (from, to) in &w.revisits {
+                    warnings.push(format!(
+                        "source `{}`: folder `{s}`: `{}` leads back to `{}` through a symbolic link; its files are read once",
+                        source.name,
+                        from.display(),
+                        to.display()
+                    ));
+                }
+                found = w.files;
+                found.retain(|p| source.reader.is_some() || reader_for(p).is_some());
+                if found.is_empty() {
+                    bail!("source `{}`: folder `{s}` holds no readable files (.jsonl, .json, .csv, .tsv, .parquet, .txt, optionally .gz or .zst)", source.name);
+                }
+            } else {
+                found.push(input.clone());
+            }
         }
         found.sort();
         for p in found {
-            if !paths.contains(&p) {
+            let real = std::fs::canonicalize(&p).unwrap_or_else(|_| p.clone());
+            if real_paths.insert(real) {
                 paths.push(p);
             }
         }
     }
     let mut files = Vec::with_capacity(paths.len());
     for path in paths {
+        let meta = std::fs::metadata(&path).with_context(|| format!("source `{}`: cannot read `{}`", source.name, path.display()))?;
+        if !meta.is_file() {
+            bail!(
+                "source `{}`: `{}` {}, not a regular file\nhint: copy the data into a file and name that",
+                source.name,
+                path.display(),
+                file_kind(&meta)
+            );
+        }
         let (compression, _) = split_compression(&path);
         let reader = match source.reader.or_else(|| reader_for(&path)) {
             Some(r) => r,
@@ -108,10 +148,32 @@ pub fn resolve(source: &Source, recipe_dir: &Path) -> anyhow::Result<Vec<InputFi
         if reader == ReaderKind::Parquet && compression != Compression::None {
             bail!("source `{}`: `{}`: Parquet files compress internally; decompress the outer file first", source.name, path.display());
         }
-        let bytes = std::fs::metadata(&path).with_context(|| format!("cannot stat `{}`", path.display()))?.len();
-        files.push(InputFile { display: display_name(&path, recipe_dir), path, reader, compression, bytes });
+        files.push(InputFile { display: display_name(&path, recipe_dir), path, reader, compression, bytes: meta.len() });
     }
     Ok(files)
+}
+
+/// What kind of thing a path that is not a regular file or a folder is.
+fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        if t.is_char_device() {
+            return "is a character device";
+        }
+        if t.is_block_device() {
+            return "is a block device";
+        }
+        if t.is_fifo() {
+            return "is a FIFO (named pipe)";
+        }
+        if t.is_socket() {
+            return "is a socket";
+        }
+    }
+    let _ = meta;
+    "is a special file"
 }
 
 /// A file fetched into the cache (`crate::fetch`): read from `path`, named `display`
@@ -131,22 +193,42 @@ pub fn fetched(source: &Source, path: PathBuf, display: String, name: &str, byte
     Ok(InputFile { path, display, reader, compression, bytes })
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let name = e.file_name();
-        if name.to_string_lossy().starts_with('.') {
-            continue;
+/// A folder walk that follows symbolic links but enters each real folder once, so a
+/// link back to a folder above (a loop) does not read the same files again and again.
+#[derive(Default)]
+struct Walk {
+    files: Vec<PathBuf>,
+    seen: HashSet<PathBuf>,
+    /// Folders reached a second time: (the path that reached it, the real folder).
+    revisits: Vec<(PathBuf, PathBuf)>,
+}
+
+impl Walk {
+    fn walk(&mut self, dir: &Path) -> anyhow::Result<()> {
+        let real = std::fs::canonicalize(dir).with_context(|| format!("cannot resolve `{}`", dir.display()))?;
+        if self.seen.contains(&real) {
+            self.revisits.push((dir.to_path_buf(), real));
+            return Ok(());
         }
-        let p = e.path();
-        if p.is_dir() {
-            walk(&p, out)?;
-        } else if p.is_file() {
-            out.push(p);
+        self.seen.insert(real);
+        let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let name = e.file_name();
+            if name.to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let p = e.path();
+            let meta = std::fs::metadata(&p)
+                .with_context(|| format!("cannot read `{}` (a link to nowhere, or a loop of links?)", p.display()))?;
+            if meta.is_dir() {
+                self.walk(&p)?;
+            } else {
+                self.files.push(p);
+            }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 fn display_name(path: &Path, recipe_dir: &Path) -> String {

@@ -7,9 +7,17 @@
 //! file and row, or ledger it and go on. A *bad file* (missing, unreadable, a truncated
 //! Parquet footer, a corrupt gzip stream, a JSON array cut short) is an error at once:
 //! going on would give a silently shorter output.
+//!
+//! `max_record_bytes` holds while reading, for every reader: no reader keeps more than
+//! about that many bytes of one record, however long the record is (a line, a JSON
+//! array element, a CSV record, a text file). Parquet rows are checked once decoded:
+//! a Parquet page is read whole.
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
@@ -46,7 +54,7 @@ pub struct RawRecord {
 fn open(file: &InputFile) -> anyhow::Result<Box<dyn BufRead + Send>> {
     let f = File::open(&file.path).with_context(|| format!("cannot open `{}`", file.path.display()))?;
     let buffered = BufReader::with_capacity(1 << 20, f);
-    Ok(match file.compression {
+    let r: Box<dyn BufRead + Send> = match file.compression {
         Compression::None => Box::new(buffered),
         Compression::Gzip => Box::new(BufReader::with_capacity(1 << 20, flate2::bufread::MultiGzDecoder::new(buffered))),
         Compression::Zstd => Box::new(BufReader::with_capacity(
@@ -54,7 +62,36 @@ fn open(file: &InputFile) -> anyhow::Result<Box<dyn BufRead + Send>> {
             zstd::stream::read::Decoder::with_buffer(buffered)
                 .with_context(|| format!("cannot start zstd decoding of `{}`", file.path.display()))?,
         )),
-    })
+    };
+    Ok(r)
+}
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Drop a UTF-8 byte-order mark at the start of the stream (editors on Windows write
+/// one); the bytes read to look for it are put back otherwise.
+fn skip_bom(mut r: Box<dyn BufRead + Send>) -> io::Result<Box<dyn BufRead + Send>> {
+    let mut head = Vec::with_capacity(3);
+    while head.len() < 3 {
+        let chunk = match r.fill_buf() {
+            Ok(c) => c,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            break;
+        }
+        let n = chunk.len().min(3 - head.len());
+        head.extend_from_slice(&chunk[..n]);
+        r.consume(n);
+        if !BOM.starts_with(&head) {
+            break;
+        }
+    }
+    if head == BOM {
+        head.clear();
+    }
+    Ok(if head.is_empty() { r } else { Box::new(io::Cursor::new(head).chain(r)) })
 }
 
 /// Read a file, calling `emit` for each record in order. `emit` returns false to stop
@@ -67,11 +104,13 @@ pub fn read_file(
     let name: Arc<str> = file.display.as_str().into();
     let ctx = || format!("reading `{}`", file.path.display());
     match file.reader {
-        ReaderKind::Jsonl => read_lines(open(file)?, &name, max_record_bytes, emit).with_context(ctx),
-        ReaderKind::Json => read_json(open(file)?, &name, max_record_bytes, emit).with_context(ctx),
-        ReaderKind::Csv => read_csv(open(file)?, b',', &name, max_record_bytes, emit).with_context(ctx),
-        ReaderKind::Tsv => read_csv(open(file)?, b'\t', &name, max_record_bytes, emit).with_context(ctx),
-        ReaderKind::Parquet => read_parquet(file, &name, emit).with_context(ctx),
+        ReaderKind::Jsonl => read_lines(skip_bom(open(file)?).with_context(ctx)?, &name, max_record_bytes, emit).with_context(ctx),
+        ReaderKind::Json => read_json(skip_bom(open(file)?).with_context(ctx)?, &name, max_record_bytes, emit).with_context(ctx),
+        // The CSV parser would skip a byte-order mark itself, but the scanner that
+        // limits records must not see it either.
+        ReaderKind::Csv => read_csv(skip_bom(open(file)?).with_context(ctx)?, b',', &name, max_record_bytes, emit).with_context(ctx),
+        ReaderKind::Tsv => read_csv(skip_bom(open(file)?).with_context(ctx)?, b'\t', &name, max_record_bytes, emit).with_context(ctx),
+        ReaderKind::Parquet => read_parquet(file, &name, max_record_bytes, emit).with_context(ctx),
         ReaderKind::Txt => read_text(open(file)?, &name, max_record_bytes, emit).with_context(ctx),
     }
 }
@@ -193,7 +232,10 @@ fn read_json(
     };
     match first {
         b'{' => read_lines(r, name, max, emit),
-        b'[' => stream_array(r, name, emit),
+        b'[' => {
+            r.consume(1);
+            stream_array(r, name, max, emit)
+        }
         other => Err(anyhow!(
             "expected a JSON array (`[`) or JSON Lines (`{{`), found `{}`",
             (other as char).escape_default()
@@ -201,42 +243,327 @@ fn read_json(
     }
 }
 
-fn stream_array(r: Box<dyn BufRead + Send>, name: &Arc<str>, emit: &mut dyn FnMut(RawRecord) -> bool) -> anyhow::Result<()> {
-    use serde::de::{Deserializer, SeqAccess, Visitor};
-    struct V<'a> {
-        name: &'a Arc<str>,
-        emit: &'a mut dyn FnMut(RawRecord) -> bool,
-        stopped: bool,
+/// Append `bytes` to the record in `buf`, unless the record (`total` bytes so far) is
+/// over `max`: then it is dropped and only counted from here on.
+fn keep_limited(buf: &mut Vec<u8>, bytes: &[u8], total: &mut u64, too_long: &mut bool, max: u64) {
+    *total += bytes.len() as u64;
+    if *too_long {
+        return;
     }
-    impl<'de> Visitor<'de> for V<'_> {
-        type Value = ();
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("an array of records")
+    if *total > max {
+        *too_long = true;
+        buf.clear();
+        buf.shrink_to(1 << 16);
+    } else {
+        buf.extend_from_slice(bytes);
+    }
+}
+
+/// The elements of a JSON array, after its `[`. The array is split into elements by
+/// its structure (brackets and strings), without parsing them: each element goes on
+/// as a [`Body::Line`] and is parsed by the mapping stage. An element that is not valid
+/// JSON is therefore a bad record, and one over `max` is skipped over without being
+/// held. An array cut short, or data after it, is a bad file.
+fn stream_array(
+    mut r: Box<dyn BufRead + Send>,
+    name: &Arc<str>,
+    max: u64,
+    emit: &mut dyn FnMut(RawRecord) -> bool,
+) -> anyhow::Result<()> {
+    let mut buf = Vec::new();
+    let mut total = 0u64;
+    let mut too_long = false;
+    let mut row = 0u64;
+    let (mut in_str, mut esc, mut depth) = (false, false, 0u64);
+    let mut closed = false;
+    while !closed {
+        let chunk = match r.fill_buf() {
+            Ok(c) => c,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(anyhow!("after array element {row}: {e}")),
+        };
+        if chunk.is_empty() {
+            return Err(anyhow!(
+                "invalid JSON array: the file ends inside element {} before the array's closing `]` (truncated?)",
+                row + 1
+            ));
         }
-        fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
-            let mut row = 0u64;
-            while let Some(v) = seq.next_element::<Value>()? {
-                row += 1;
-                let rec = RawRecord { file: self.name.clone(), row, bytes: 0, body: Body::Value(v), first: false };
-                if !(self.emit)(rec) {
-                    self.stopped = true;
-                    // Stop reading: the rest of the file is not needed.
-                    return Err(serde::de::Error::custom(STOPPED));
+        let mut start = 0;
+        let mut i = 0;
+        let mut used = chunk.len();
+        while i < chunk.len() {
+            if in_str {
+                // Only a quote or a backslash can change anything inside a string.
+                if esc {
+                    esc = false;
+                    i += 1;
+                    continue;
+                }
+                match memchr::memchr2(b'"', b'\\', &chunk[i..]) {
+                    None => {
+                        i = chunk.len();
+                        continue;
+                    }
+                    Some(j) => {
+                        i += j;
+                        if chunk[i] == b'\\' {
+                            esc = true;
+                        } else {
+                            in_str = false;
+                        }
+                        i += 1;
+                        continue;
+                    }
                 }
             }
-            Ok(())
+            match chunk[i] {
+                b'"' => in_str = true,
+                b'[' | b'{' => depth += 1,
+                b']' | b'}' if depth > 0 => depth -= 1,
+                b @ (b',' | b']') if depth == 0 => {
+                    keep_limited(&mut buf, &chunk[start..i], &mut total, &mut too_long, max);
+                    start = i + 1;
+                    let last = b == b']';
+                    let blank = !too_long && buf.iter().all(u8::is_ascii_whitespace);
+                    if !(last && row == 0 && blank) {
+                        row += 1;
+                        let body = if too_long {
+                            Body::Bad(too_large(total, max))
+                        } else if blank {
+                            Body::Bad(DropReason::new(Rule::Malformed, None, "empty array element (a stray comma?)"))
+                        } else {
+                            let lead = buf.iter().take_while(|b| b.is_ascii_whitespace()).count();
+                            buf.drain(..lead);
+                            Body::Line(std::mem::take(&mut buf))
+                        };
+                        let rec = RawRecord { file: name.clone(), row, bytes: total + 1, body, first: false };
+                        if !emit(rec) {
+                            return Ok(());
+                        }
+                    }
+                    buf.clear();
+                    total = 0;
+                    too_long = false;
+                    if last {
+                        closed = true;
+                        used = i + 1;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        if !closed {
+            keep_limited(&mut buf, &chunk[start..], &mut total, &mut too_long, max);
+        }
+        r.consume(used);
+    }
+    // Only white space may follow the array.
+    loop {
+        let chunk = match r.fill_buf() {
+            Ok(c) => c,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        if let Some(p) = chunk.iter().position(|b| !b.is_ascii_whitespace()) {
+            return Err(anyhow!("unexpected data after the JSON array: `{}`", (chunk[p] as char).escape_default()));
+        }
+        let n = chunk.len();
+        r.consume(n);
+    }
+}
+
+/// Where a CSV scanner stands, as in `csv_core` with the settings the CSV reader uses
+/// (quote `"`, quotes escaped by doubling, a record ended by `\r`, `\n` or `\r\n`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CsvState {
+    StartRecord,
+    StartField,
+    InField,
+    InQuoted,
+    /// A quote inside a quoted field: the field's end, or the first of a doubled quote.
+    QuoteInQuoted,
+}
+
+/// What one byte did to the record structure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CsvStep {
+    /// Between records (a blank line).
+    Outside,
+    /// The first byte of a record.
+    Begin,
+    Inside,
+    /// The terminator that ends a record.
+    End,
+}
+
+/// Follows the record structure of a CSV stream byte by byte, as the CSV parser does,
+/// to know where records end without keeping them.
+#[derive(Debug, Clone, Copy)]
+struct CsvScan {
+    state: CsvState,
+    delimiter: u8,
+    /// Bytes of the current (or last ended) record.
+    len: u64,
+    /// Records begun, the header included.
+    records: u64,
+}
+
+impl CsvScan {
+    fn new(delimiter: u8) -> CsvScan {
+        CsvScan { state: CsvState::StartRecord, delimiter, len: 0, records: 0 }
+    }
+
+    fn step(&mut self, b: u8) -> CsvStep {
+        use CsvState::*;
+        let term = b == b'\n' || b == b'\r';
+        let begin = self.state == StartRecord;
+        if begin && term {
+            return CsvStep::Outside;
+        }
+        let field_end = |b: u8| {
+            if b == self.delimiter {
+                StartField
+            } else if term {
+                StartRecord
+            } else {
+                InField
+            }
+        };
+        self.state = match self.state {
+            StartRecord | StartField if b == b'"' => InQuoted,
+            StartRecord | StartField | InField => field_end(b),
+            InQuoted if b == b'"' => QuoteInQuoted,
+            InQuoted => InQuoted,
+            QuoteInQuoted if b == b'"' => InQuoted,
+            QuoteInQuoted => field_end(b),
+        };
+        if self.state == StartRecord {
+            CsvStep::End
+        } else if begin {
+            self.records += 1;
+            self.len = 1;
+            CsvStep::Begin
+        } else {
+            self.len += 1;
+            CsvStep::Inside
         }
     }
-    const STOPPED: &str = "\u{0}stopped";
-    let mut de = serde_json::Deserializer::from_reader(r);
-    let v = V { name, emit, stopped: false };
-    match de.deserialize_seq(v) {
-        Ok(()) => {
-            de.end().map_err(|e| anyhow!("unexpected data after the JSON array at line {}, column {}", e.line(), e.column()))?;
-            Ok(())
+
+    /// How many of `bytes` cannot change the state (a run inside a field): they are
+    /// taken in one go.
+    fn run(&self, bytes: &[u8]) -> usize {
+        match self.state {
+            CsvState::InQuoted => memchr::memchr(b'"', bytes).unwrap_or(bytes.len()),
+            CsvState::InField => memchr::memchr3(self.delimiter, b'\n', b'\r', bytes).unwrap_or(bytes.len()),
+            _ => 0,
         }
-        Err(e) if e.to_string().starts_with(STOPPED) => Ok(()),
-        Err(e) => Err(anyhow!("invalid JSON array: {e}")),
+    }
+}
+
+/// Records over the limit that [`CsvLimit`] cut short: (record number counting the
+/// header as 0, its full length in bytes).
+type Cuts = Rc<RefCell<VecDeque<(u64, u64)>>>;
+
+/// Sits between the (decompressed) file and the CSV parser, which holds a whole record
+/// in memory. When a record passes `max` bytes, the rest of it is skipped over here,
+/// without being kept, and the parser is handed a terminator that ends the record (with
+/// a closing quote first when the record was cut inside a quoted field): it sees a short
+/// record, which the reader, told through `cuts`, reports as too large. Reading goes on
+/// with the next record.
+struct CsvLimit {
+    inner: Box<dyn BufRead + Send>,
+    scan: CsvScan,
+    max: u64,
+    cuts: Cuts,
+    /// Bytes still to hand over after a cut.
+    tail: &'static [u8],
+}
+
+impl CsvLimit {
+    /// Skip the rest of the current record; its full length.
+    fn skip_record(&mut self) -> io::Result<u64> {
+        loop {
+            let chunk = match self.inner.fill_buf() {
+                Ok(c) => c,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if chunk.is_empty() {
+                return Ok(self.scan.len);
+            }
+            let mut i = 0;
+            let mut ended = false;
+            while i < chunk.len() {
+                let run = self.scan.run(&chunk[i..]);
+                if run > 0 {
+                    self.scan.len += run as u64;
+                    i += run;
+                    continue;
+                }
+                let step = self.scan.step(chunk[i]);
+                i += 1;
+                if step == CsvStep::End {
+                    ended = true;
+                    break;
+                }
+            }
+            self.inner.consume(i);
+            if ended {
+                return Ok(self.scan.len);
+            }
+        }
+    }
+}
+
+impl Read for CsvLimit {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if !self.tail.is_empty() {
+            let n = self.tail.len().min(out.len());
+            out[..n].copy_from_slice(&self.tail[..n]);
+            self.tail = &self.tail[n..];
+            return Ok(n);
+        }
+        let chunk = self.inner.fill_buf()?;
+        let n = chunk.len().min(out.len());
+        let mut i = 0;
+        let mut cut = false;
+        while i < n {
+            let room = self.max.saturating_sub(self.scan.len) as usize;
+            let run = self.scan.run(&chunk[i..n]).min(room);
+            if run > 0 {
+                self.scan.len += run as u64;
+                i += run;
+                continue;
+            }
+            let mut next = self.scan;
+            let step = next.step(chunk[i]);
+            if matches!(step, CsvStep::Begin | CsvStep::Inside) && next.len > self.max {
+                cut = true;
+                break;
+            }
+            self.scan = next;
+            i += 1;
+        }
+        out[..i].copy_from_slice(&chunk[..i]);
+        self.inner.consume(i);
+        if !cut {
+            return Ok(i);
+        }
+        // The record is over the limit: what the parser has is all it gets.
+        let inside_quotes = self.scan.state == CsvState::InQuoted;
+        let record = self.scan.records.saturating_sub(1);
+        let len = self.skip_record()?;
+        self.cuts.borrow_mut().push_back((record, len));
+        self.tail = if inside_quotes { b"\"\n" } else { b"\n" };
+        let n = self.tail.len().min(out.len() - i);
+        out[i..i + n].copy_from_slice(&self.tail[..n]);
+        self.tail = &self.tail[n..];
+        Ok(i + n)
     }
 }
 
@@ -247,15 +574,28 @@ fn read_csv(
     max: u64,
     emit: &mut dyn FnMut(RawRecord) -> bool,
 ) -> anyhow::Result<()> {
-    let mut rdr = csv::ReaderBuilder::new().delimiter(delimiter).flexible(false).from_reader(r);
+    let cuts: Cuts = Rc::default();
+    let limited = CsvLimit { inner: r, scan: CsvScan::new(delimiter), max, cuts: cuts.clone(), tail: b"" };
+    let mut rdr = csv::ReaderBuilder::new().delimiter(delimiter).flexible(false).from_reader(limited);
+    // The record that `rec` holds, when it was cut short for being over the limit: its
+    // full length.
+    let cut_len = |rec: &csv::ByteRecord| -> Option<u64> {
+        let n = rec.position()?.record();
+        let mut q = cuts.borrow_mut();
+        if q.front().is_some_and(|c| c.0 == n) { q.pop_front().map(|c| c.1) } else { None }
+    };
     let headers: Vec<String> = match rdr.byte_headers() {
-        Ok(h) => h
-            .iter()
-            .enumerate()
-            .map(|(i, b)| {
-                String::from_utf8(b.to_vec()).map_err(|_| anyhow!("header column {} is not valid UTF-8", i + 1))
-            })
-            .collect::<Result<_, _>>()?,
+        Ok(h) => {
+            if let Some(n) = cut_len(h) {
+                return Err(anyhow!("the CSV header is {n} bytes, over max_record_bytes = {max}"));
+            }
+            h.iter()
+                .enumerate()
+                .map(|(i, b)| {
+                    String::from_utf8(b.to_vec()).map_err(|_| anyhow!("header column {} is not valid UTF-8", i + 1))
+                })
+                .collect::<Result<_, _>>()?
+        }
         Err(e) => return Err(anyhow!("cannot read the CSV header: {e}")),
     };
     if headers.is_empty() {
@@ -266,9 +606,27 @@ fn read_csv(
     loop {
         let res = rdr.read_byte_record(&mut rec);
         row += 1;
-        let body = match res {
-            Ok(false) => return Ok(()),
-            Ok(true) => {
+        if matches!(res, Ok(false)) {
+            return Ok(());
+        }
+        let cut = match &res {
+            Ok(_) => cut_len(&rec),
+            Err(e) => match e.kind() {
+                csv::ErrorKind::UnequalLengths { pos: Some(p), .. } => {
+                    let n = p.record();
+                    let mut q = cuts.borrow_mut();
+                    if q.front().is_some_and(|c| c.0 == n) { q.pop_front().map(|c| c.1) } else { None }
+                }
+                _ => None,
+            },
+        };
+        let mut bytes = rec.as_slice().len() as u64;
+        let body = match (cut, res) {
+            (Some(n), _) => {
+                bytes = n;
+                Body::Bad(too_large(n, max))
+            }
+            (None, Ok(_)) => {
                 let size = rec.as_slice().len() as u64;
                 if size > max {
                     Body::Bad(too_large(size, max))
@@ -296,7 +654,7 @@ fn read_csv(
                     }
                 }
             }
-            Err(e) => match e.kind() {
+            (None, Err(e)) => match e.kind() {
                 csv::ErrorKind::UnequalLengths { expected_len, len, .. } => Body::Bad(DropReason::new(
                     Rule::Malformed,
                     Some(*len as f64),
@@ -306,14 +664,13 @@ fn read_csv(
                 _ => Body::Bad(DropReason::new(Rule::Malformed, None, e.to_string())),
             },
         };
-        let bytes = rec.as_slice().len() as u64;
         if !emit(RawRecord { file: name.clone(), row, bytes, body, first: false }) {
             return Ok(());
         }
     }
 }
 
-fn read_parquet(file: &InputFile, name: &Arc<str>, emit: &mut dyn FnMut(RawRecord) -> bool) -> anyhow::Result<()> {
+fn read_parquet(file: &InputFile, name: &Arc<str>, max: u64, emit: &mut dyn FnMut(RawRecord) -> bool) -> anyhow::Result<()> {
     use parquet::file::reader::{FileReader, SerializedFileReader};
     let f = File::open(&file.path).with_context(|| format!("cannot open `{}`", file.path.display()))?;
     let reader = SerializedFileReader::new(f).map_err(|e| anyhow!("not a readable Parquet file (truncated or corrupt?): {e}"))?;
@@ -322,12 +679,71 @@ fn read_parquet(file: &InputFile, name: &Arc<str>, emit: &mut dyn FnMut(RawRecor
     for r in rows {
         row += 1;
         let r = r.map_err(|e| anyhow!("Parquet row {row} cannot be decoded (corrupt file?): {e}"))?;
-        let rec = RawRecord { file: name.clone(), row, bytes: 0, body: Body::Value(r.to_json_value()), first: false };
+        let mut bytes = 0u64;
+        let body = match parquet_row(&r, &mut bytes) {
+            _ if bytes > max => Body::Bad(too_large(bytes, max)),
+            Ok(v) => Body::Value(v),
+            Err(reason) => Body::Bad(reason),
+        };
+        let rec = RawRecord { file: name.clone(), row, bytes, body, first: false };
         if !emit(rec) {
             return Ok(());
         }
     }
     Ok(())
+}
+
+/// A Parquet row as JSON, as `Row::to_json_value` gives it, except that a `binary`
+/// column (bytes without a string annotation, as some writers store text) is read as
+/// UTF-8 text rather than turned into base64. `bytes` adds up the row's strings.
+fn parquet_row(row: &parquet::record::Row, bytes: &mut u64) -> Result<Value, DropReason> {
+    let mut obj = serde_json::Map::new();
+    for (k, f) in row.get_column_iter() {
+        obj.insert(k.clone(), parquet_field(k, f, bytes)?);
+    }
+    Ok(Value::Object(obj))
+}
+
+fn parquet_field(column: &str, f: &parquet::record::Field, bytes: &mut u64) -> Result<Value, DropReason> {
+    use parquet::record::Field;
+    Ok(match f {
+        Field::Bytes(b) => {
+            *bytes += b.len() as u64;
+            match std::str::from_utf8(b.data()) {
+                Ok(s) => Value::String(s.to_string()),
+                Err(e) => {
+                    return Err(DropReason::new(
+                        Rule::InvalidUtf8,
+                        None,
+                        format!("binary column `{column}` is not valid UTF-8 text (byte {})", e.valid_up_to()),
+                    ));
+                }
+            }
+        }
+        Field::Str(s) => {
+            *bytes += s.len() as u64;
+            Value::String(s.clone())
+        }
+        Field::Group(r) => parquet_row(r, bytes)?,
+        Field::ListInternal(l) => {
+            Value::Array(l.elements().iter().map(|e| parquet_field(column, e, bytes)).collect::<Result<_, _>>()?)
+        }
+        Field::MapInternal(m) => {
+            let mut obj = serde_json::Map::new();
+            for (k, v) in m.entries() {
+                let key = match parquet_field(column, k, bytes)? {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                obj.insert(key, parquet_field(column, v, bytes)?);
+            }
+            Value::Object(obj)
+        }
+        other => {
+            *bytes += 8;
+            other.to_json_value()
+        }
+    })
 }
 
 fn read_text(
@@ -387,5 +803,144 @@ mod tests {
         assert!(matches!(read_line_limited(&mut r, &mut buf, 100).unwrap(), Line::Line));
         assert_eq!(buf, b"second");
         assert!(matches!(read_line_limited(&mut r, &mut buf, 100).unwrap(), Line::Eof));
+    }
+
+    /// Per record: its row, and its text or the rule and bytes of a bad record.
+    type Got = Vec<(u64, Result<String, (String, u64)>)>;
+
+    /// What a reader made of `data` (read through small buffers, so that records
+    /// cross buffer boundaries): per record, its row and either its text (a line, or a
+    /// value as JSON) or the rule and bytes of a bad record.
+    fn records(
+        data: &[u8],
+        read: impl FnOnce(Box<dyn BufRead + Send>, &mut dyn FnMut(RawRecord) -> bool) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Got> {
+        let r: Box<dyn BufRead + Send> = Box::new(BufReader::with_capacity(7, io::Cursor::new(data.to_vec())));
+        let mut out = Vec::new();
+        read(r, &mut |rec: RawRecord| {
+            let got = match rec.body {
+                Body::Line(b) => Ok(String::from_utf8(b).unwrap()),
+                Body::Value(v) => Ok(v.to_string()),
+                Body::Text(t) => Ok(t),
+                Body::Bad(d) => Err((d.rule.id().to_string(), rec.bytes)),
+            };
+            out.push((rec.row, got));
+            true
+        })?;
+        Ok(out)
+    }
+
+    fn csv(data: &[u8], delimiter: u8, max: u64) -> anyhow::Result<Got> {
+        let name: Arc<str> = "t.csv".into();
+        records(data, |r, emit| read_csv(r, delimiter, &name, max, emit))
+    }
+
+    fn json(data: &[u8], max: u64) -> anyhow::Result<Got> {
+        let name: Arc<str> = "t.json".into();
+        records(data, |r, emit| read_json(skip_bom(r)?, &name, max, emit))
+    }
+
+    fn ok(row: u64, s: &str) -> (u64, Result<String, (String, u64)>) {
+        (row, Ok(s.to_string()))
+    }
+
+    fn too_large(row: u64, bytes: u64) -> (u64, Result<String, (String, u64)>) {
+        (row, Err(("read.too_large".to_string(), bytes)))
+    }
+
+    #[test]
+    fn csv_record_over_the_limit_is_skipped_and_the_next_one_read() {
+        // Row 2 holds a quoted field with newlines, delimiters and doubled quotes: its
+        // end is found by the CSV rules, not by the next newline.
+        let long = "x,\"\"y\n".repeat(20);
+        let data = format!("a,b\n1,short\n2,\"{long}\"\r\n3,\"after, \"\"quoted\"\"\"\n");
+        let got = csv(data.as_bytes(), b',', 40).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                ok(1, r#"{"a":"1","b":"short"}"#),
+                too_large(2, 2 + 2 + long.len() as u64),
+                ok(3, r#"{"a":"3","b":"after, \"quoted\""}"#),
+            ]
+        );
+        // Cut outside quotes, in a TSV, and as the last record without a newline.
+        let long = "z".repeat(100);
+        let data = format!("a\tb\n1\t{long}\n2\tok\n3\t{long}");
+        let got = csv(data.as_bytes(), b'\t', 40).unwrap();
+        assert_eq!(got, vec![too_large(1, 102), ok(2, r#"{"a":"2","b":"ok"}"#), too_large(3, 102)]);
+    }
+
+    #[test]
+    fn csv_records_within_the_limit_are_untouched() {
+        // Row 1 is 13 bytes: exactly the limit.
+        let data = b"a,b\n\n1,\"two\nlines\"\r\n\r\n\"3\",\"\"\"\"\n";
+        let got = csv(data, b',', 13).unwrap();
+        assert_eq!(got, vec![ok(1, r#"{"a":"1","b":"two\nlines"}"#), ok(2, r#"{"a":"3","b":"\""}"#)]);
+    }
+
+    #[test]
+    fn csv_after_a_byte_order_mark_keeps_its_quoted_header() {
+        let name: Arc<str> = "t.csv".into();
+        let data = b"\xEF\xBB\xBF\"a\nb\",c\n1,2\n";
+        let got = records(data, |r, emit| read_csv(skip_bom(r)?, b',', &name, 8, emit)).unwrap();
+        assert_eq!(got, vec![ok(1, r#"{"a\nb":"1","c":"2"}"#)]);
+    }
+
+    #[test]
+    fn csv_header_over_the_limit_is_a_file_error() {
+        let e = csv(format!("{}\n1\n", "h".repeat(50)).as_bytes(), b',', 10).unwrap_err();
+        assert!(e.to_string().contains("the CSV header is 50 bytes, over max_record_bytes = 10"), "{e}");
+    }
+
+    #[test]
+    fn json_array_elements_are_split_by_structure() {
+        let data = br#" [ {"t": "a ] , [ \" b"}, [1, {"x": [2]}] ,"s",
+            {"t": "last"} ] "#;
+        let got = json(data, 1000).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                ok(1, r#"{"t": "a ] , [ \" b"}"#),
+                ok(2, r#"[1, {"x": [2]}] "#),
+                ok(3, r#""s""#),
+                ok(4, "{\"t\": \"last\"} "),
+            ]
+        );
+        assert_eq!(json(b"[]", 10).unwrap(), vec![]);
+        assert_eq!(json(b"[ \n ]\n", 10).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn json_array_element_over_the_limit_is_skipped() {
+        let big = "w".repeat(500);
+        let data = format!(r#"[{{"t": "ok"}}, {{"t": "{big}", "n": [1, 2]}}, {{"t": "after"}}]"#);
+        let got = json(data.as_bytes(), 100).unwrap();
+        assert_eq!(got, vec![ok(1, r#"{"t": "ok"}"#), too_large(2, 524), ok(3, r#"{"t": "after"}"#)]);
+    }
+
+    #[test]
+    fn json_array_faults() {
+        let got = json(b"[1,,2,]", 10).unwrap();
+        assert_eq!(got.len(), 4);
+        assert_eq!(got[1].1.as_ref().unwrap_err().0, "read.malformed");
+        assert_eq!(got[3].1.as_ref().unwrap_err().0, "read.malformed");
+        let e = json(br#"[{"t": "cut"#, 100).unwrap_err().to_string();
+        assert!(e.contains("invalid JSON array") && e.contains("element 1"), "{e}");
+        let e = json(br#"[1] [2]"#, 100).unwrap_err().to_string();
+        assert!(e.contains("unexpected data after the JSON array"), "{e}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped() {
+        assert_eq!(json(b"\xEF\xBB\xBF[{\"t\": 1}]", 100).unwrap(), vec![ok(1, "{\"t\": 1}")]);
+        assert_eq!(json(b"\xEF\xBB\xBF{\"t\": 1}\n", 100).unwrap(), vec![ok(1, "{\"t\": 1}")]);
+        let name: Arc<str> = "t.jsonl".into();
+        let got = records(b"\xEF\xBB\xBF{\"t\": 1}\n{\"t\": 2}\n", |r, emit| read_lines(skip_bom(r)?, &name, 100, emit)).unwrap();
+        assert_eq!(got, vec![ok(1, "{\"t\": 1}"), ok(2, "{\"t\": 2}")]);
+        // Short files and files that only start like a mark are left whole.
+        let got = records(b"\xEF\xBB", |r, emit| read_text(skip_bom(r)?, &name, 100, emit)).unwrap();
+        assert_eq!(got, vec![(1, Err(("read.invalid_utf8".to_string(), 2)))]);
+        let got = records(b"{}", |r, emit| read_lines(skip_bom(r)?, &name, 100, emit)).unwrap();
+        assert_eq!(got, vec![ok(1, "{}")]);
     }
 }

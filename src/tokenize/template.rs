@@ -64,8 +64,42 @@ pub const ALPACA_PREAMBLE: &str =
     "Below is an instruction that describes a task. Write a response that appropriately completes the request.";
 
 /// A compiled Jinja chat template (from `tokenizer_config.json`).
+///
+/// A template comes with the tokenizer, possibly from the hub, and is a program: one
+/// with nested loops could run for ever. Each render is bounded, in work and memory by
+/// minijinja's fuel (about one unit per instruction and per 64 bytes created), and in
+/// output by [`Jinja::output_limit`]; both grow with the document, so that no honest
+/// template comes near them. A render that passes either fails as `tokenize.template`.
 pub struct Jinja {
     env: minijinja::Environment<'static>,
+}
+
+/// Fuel every render gets, whatever the document.
+const FUEL_BASE: u64 = 2_000_000;
+/// Fuel per message, for templates that look over all messages for each one.
+const FUEL_PER_MESSAGE: u64 = 20_000;
+/// Output every render may write besides its messages.
+const OUTPUT_BASE: u64 = 1 << 20;
+
+/// An `io::Write` that refuses to grow past its limit.
+struct Capped {
+    out: Vec<u8>,
+    limit: u64,
+    over: bool,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if (self.out.len() + buf.len()) as u64 > self.limit {
+            self.over = true;
+            return Err(std::io::Error::other("chat_template output over its limit"));
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 impl Jinja {
@@ -81,19 +115,51 @@ impl Jinja {
         Ok(Jinja { env })
     }
 
+    /// Fuel for rendering `messages` holding `bytes` bytes of text: a generous
+    /// multiple of what a chat template needs (a few instructions per message, and
+    /// the message texts copied a few times).
+    pub fn fuel(messages: usize, bytes: u64) -> u64 {
+        FUEL_BASE + FUEL_PER_MESSAGE * messages as u64 + bytes
+    }
+
+    /// The most a render may write for `bytes` bytes of message text.
+    pub fn output_limit(bytes: u64) -> u64 {
+        OUTPUT_BASE + 8 * bytes
+    }
+
     fn render(&self, messages: &[Message], sp: &Specials) -> Result<String, String> {
         let msgs: Vec<_> = messages
             .iter()
             .map(|m| minijinja::context! { role => m.role.as_str(), content => m.content.as_str() })
             .collect();
-        let t = self.env.get_template("chat").map_err(|e| e.to_string())?;
-        t.render(minijinja::context! {
-            messages => msgs,
-            bos_token => sp.bos.clone().unwrap_or_default(),
-            eos_token => sp.eos.clone(),
-            add_generation_prompt => false,
-        })
-        .map_err(|e| format!("chat_template failed: {e}"))
+        let bytes: u64 = messages.iter().map(|m| m.content.len() as u64).sum();
+        let fuel = Jinja::fuel(messages.len(), bytes);
+        let mut env = self.env.clone();
+        env.set_fuel(Some(fuel));
+        let t = env.get_template("chat").map_err(|e| e.to_string())?;
+        let mut out = Capped { out: Vec::new(), limit: Jinja::output_limit(bytes), over: false };
+        let res = t.render_captured_to(
+            minijinja::context! {
+                messages => msgs,
+                bos_token => sp.bos.clone().unwrap_or_default(),
+                eos_token => sp.eos.clone(),
+                add_generation_prompt => false,
+            },
+            &mut out,
+        );
+        match res {
+            Ok(_) => String::from_utf8(out.out).map_err(|_| "chat_template wrote text that is not UTF-8".to_string()),
+            Err(_) if out.over => Err(format!(
+                "chat_template output passed {} bytes for {} messages of {bytes} bytes (a template that repeats without end?)",
+                out.limit,
+                messages.len()
+            )),
+            Err(e) if e.kind() == minijinja::ErrorKind::OutOfFuel => Err(format!(
+                "chat_template ran out of fuel: more than {fuel} steps for {} messages of {bytes} bytes (a loop that does not end?)",
+                messages.len()
+            )),
+            Err(e) => Err(format!("chat_template failed: {e}")),
+        }
     }
 }
 
@@ -345,6 +411,26 @@ mod tests {
         let r = render(&chat(), Template::Tokenizer, &sp(), Some(&j)).unwrap();
         assert!(r.text.ends_with("6.<|im_end|></s>"), "{}", r.text);
         assert_eq!(r.trained_texts(), vec!["4.<|im_end|>", "6.<|im_end|></s>"]);
+    }
+
+    #[test]
+    fn jinja_runaway_loops_run_out_of_fuel() {
+        let j = Jinja::new("{% for i in range(100000) %}{% for j in range(100000) %}{{ i }}{% endfor %}{% endfor %}").unwrap();
+        let started = std::time::Instant::now();
+        let e = render(&chat(), Template::Tokenizer, &sp(), Some(&j)).unwrap_err();
+        assert!(e.contains("ran out of fuel"), "{e}");
+        assert!(started.elapsed().as_secs() < 60, "bounded: {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn jinja_output_is_bounded() {
+        // Little work per byte: a long string repeated, so the output limit is met
+        // before the fuel runs out.
+        let j = Jinja::new("{% for i in range(100000) %}{{ messages[0]['content'] }}{% endfor %}").unwrap();
+        let big = "x".repeat(64 * 1024);
+        let c = Content::Messages(vec![m(Role::User, &big), m(Role::Assistant, "ok")]);
+        let e = render(&c, Template::Tokenizer, &sp(), Some(&j)).unwrap_err();
+        assert!(e.contains("chat_template output passed"), "{e}");
     }
 
     #[test]
