@@ -16,7 +16,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::compliance::{self, Assessment};
 use crate::fetch;
-use crate::pipeline::{self, ComplianceOutputs, RunOptions, RunSummary};
+use crate::build::{self, ComplianceOutputs, RunOptions, RunSummary};
 use crate::recipe;
 use crate::report::thousands;
 
@@ -69,6 +69,15 @@ struct RunArgs {
     /// Resolve hub and URL sources again and rewrite `curate.lock` before running.
     #[arg(long)]
     update: bool,
+
+    /// Cut the input into about N map tasks (default: one per 256 MB). Outputs are
+    /// identical for any value.
+    #[arg(long, value_name = "N")]
+    tasks: Option<usize>,
+
+    /// Start over: discard the tasks an interrupted run of this output completed.
+    #[arg(long)]
+    fresh: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,6 +92,28 @@ enum Command {
         /// A Data Provenance Initiative collection to cross-check facts against.
         #[arg(long, value_name = "PATH")]
         dpi: Option<PathBuf>,
+    },
+    /// Write the build's plan (its phases and tasks) into the output's work folder,
+    /// and print it; run nothing. `curate task` runs its tasks one by one.
+    Plan {
+        /// The recipe file.
+        recipe: PathBuf,
+        #[command(flatten)]
+        run: RunArgs,
+        /// A Data Provenance Initiative collection to cross-check facts against.
+        #[arg(long, value_name = "PATH")]
+        dpi: Option<PathBuf>,
+    },
+    /// Run one task of a plan (what every executor calls). Running a complete task
+    /// again does nothing; `finalize` writes the output folder.
+    Task {
+        /// The plan file (`plan.json` in the output's work folder).
+        plan: PathBuf,
+        /// The task's id, as the plan names it (e.g. `map-00003`, `dedup`, `finalize`).
+        task: String,
+        /// Worker threads (default: all cores).
+        #[arg(long, value_name = "N")]
+        threads: Option<usize>,
     },
     /// Judge every source and the target model against the recipe's policy; read no
     /// data. Exit 0 when all are allowed, 1 when one is rejected or a conditional one
@@ -204,6 +235,22 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             return crate::train::run(&recipe, &opts);
         }
         Some(Command::Run { recipe, run, dpi }) => (recipe, run, dpi),
+        Some(Command::Plan { recipe, run, dpi }) => {
+            let (recipe, opts) = prepare(&recipe, &run, dpi, &cli.global)?;
+            let plan = build::executor::plan_only(&recipe, &opts)?;
+            if !cli.global.quiet {
+                print_plan(&plan);
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(Command::Task { plan, task, threads }) => {
+            let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+            let ran = build::executor::task(&plan, &task, threads)?;
+            if !cli.global.quiet {
+                eprintln!("curate: task `{task}` {}", if ran { "done" } else { "was already complete" });
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
         Some(Command::Check { recipe, json, dpi }) => return check(&recipe, json, dpi, cli.global.quiet),
         Some(Command::Explain { recipe, source, dpi }) => return explain(&recipe, &source, dpi),
         Some(Command::Lock { recipe, check }) => return lock(&recipe, check, &cli.global),
@@ -217,7 +264,18 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         },
     };
-    let mut recipe = recipe::load(&recipe_path)?;
+    let (recipe, opts) = prepare(&recipe_path, &run, dpi, &cli.global)?;
+    let summary = build::run(&recipe, &opts)?;
+    if !cli.global.quiet {
+        print_summary(&recipe, &summary);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Load a recipe, check its output path, resolve and fetch its remote inputs and run
+/// the compliance check: everything a run or a plan needs before its first task.
+fn prepare(path: &std::path::Path, run: &RunArgs, dpi: Option<PathBuf>, global: &Global) -> anyhow::Result<(recipe::Recipe, RunOptions)> {
+    let mut recipe = recipe::load(path)?;
     // Refuse an output path that is not curate's to replace before any work is done.
     crate::output::check_target(run.out.as_deref().unwrap_or(&recipe.output_dir))?;
     crate::output::install_interrupt_cleanup()?;
@@ -227,16 +285,16 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     // Remote inputs: the lock first (no network when it fits the recipe), so the
     // compliance check can read the hub cards it records.
-    let fetcher = fetcher(&cli.global)?;
+    let fetcher = fetcher(global)?;
     let mode = if run.update { fetch::Mode::Update } else { fetch::Mode::UseLock };
     let resolved = fetch::resolve(&recipe, &fetcher, mode)?;
-    report_lock(&resolved, &recipe, cli.global.quiet);
+    report_lock(&resolved, &recipe, global.quiet);
     let cards = fetch::LockedCards::new(&resolved.lock);
     let mut compliance_out = None;
     if recipe.policy.is_some() {
         let a = compliance::assess_with_cards(&recipe, &compliance::Options { dpi }, &cards)?;
         let d = a.diagnostics_text();
-        if !cli.global.quiet && !d.is_empty() {
+        if !global.quiet && !d.is_empty() {
             eprint!("{d}");
         }
         let unresolved: Vec<&str> = a
@@ -256,13 +314,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             return Err(PolicyFailure(format!(
                 "the policy refuses this build: {what}\nhint: `curate explain {} SOURCE` says what each rule needs (a row filter, or a `[[policy.signoff]]` with a reason)",
-                recipe_path.display()
+                path.display()
             ))
             .into());
         }
         let rejected: Vec<usize> =
             recipe.sources.iter().filter(|s| a.rejected().contains(&s.name.as_str())).map(|s| s.index).collect();
-        if !cli.global.quiet && !rejected.is_empty() {
+        if !global.quiet && !rejected.is_empty() {
             eprintln!("curate: excluding rejected sources (not read): {}", a.rejected().join(", "));
         }
         compliance_out = Some(ComplianceOutputs {
@@ -282,8 +340,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let opts = RunOptions {
         threads,
-        progress: !cli.global.no_progress && !cli.global.quiet,
-        out: run.out,
+        progress: !global.no_progress && !global.quiet,
+        out: run.out.clone(),
         compliance: compliance_out,
         lock_sha256: if fetched.inputs.is_empty() && !fetched.tokenizer_locked {
             None
@@ -291,12 +349,27 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             std::fs::read(fetch::lock_path(&recipe)).ok().map(|b| crate::hash::sha256_hex(&b))
         },
         fetched: fetched.inputs,
+        tasks: run.tasks,
+        fresh: run.fresh,
     };
-    let summary = pipeline::run(&recipe, &opts)?;
-    if !cli.global.quiet {
-        print_summary(&recipe, &summary);
+    Ok((recipe, opts))
+
+}
+
+/// `curate plan`'s listing.
+fn print_plan(plan: &build::plan::Plan) {
+    let mut out = format!("curate: plan in `{}`\n", plan.work.join(build::plan::PLAN_FILE).display());
+    out.push_str(&format!("  stages: {}\n", plan.stages.join(" → ")));
+    for p in &plan.phases {
+        let bytes: u64 = p.tasks.iter().map(|t| t.bytes).sum();
+        let size = if bytes > 0 { format!(" ({} bytes of input)", thousands(bytes)) } else { String::new() };
+        out.push_str(&format!("  phase {:<9} {} task(s){size}\n", p.name, p.tasks.len()));
     }
-    Ok(ExitCode::SUCCESS)
+    out.push_str(&format!(
+        "  run a task: curate task {} TASK_ID\n",
+        plan.work.join(build::plan::PLAN_FILE).display()
+    ));
+    eprint!("{out}");
 }
 
 fn fetcher(g: &Global) -> anyhow::Result<fetch::Fetcher> {

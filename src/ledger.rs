@@ -6,32 +6,40 @@
 
 use crate::document::Locator;
 
-/// Pipeline stages that can drop a record, in pipeline order.
+/// The stages of a build, in execution order: this is the order a document meets
+/// them, the order of the report's funnel and of the ledger's stages. Which of them a
+/// recipe runs is [`crate::stages::plan_stages`]; nothing else lists them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Stage {
     Read,
     Select,
     Map,
+    /// PII redaction: changes documents, never drops one.
+    Pii,
     Filter,
     /// Quality presets, language identification and the chatbot-output detector.
     Quality,
+    Decontam,
+    /// MinHash band hashes for near-dedup: changes nothing, drops nothing.
+    MinHash,
     Dedup,
     NearDedup,
-    Decontam,
     Tokenize,
     Mix,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 10] = [
+    pub const ALL: [Stage; 12] = [
         Stage::Read,
         Stage::Select,
         Stage::Map,
+        Stage::Pii,
         Stage::Filter,
         Stage::Quality,
+        Stage::Decontam,
+        Stage::MinHash,
         Stage::Dedup,
         Stage::NearDedup,
-        Stage::Decontam,
         Stage::Tokenize,
         Stage::Mix,
     ];
@@ -40,14 +48,21 @@ impl Stage {
             Stage::Read => "read",
             Stage::Select => "select",
             Stage::Map => "map",
+            Stage::Pii => "pii",
             Stage::Filter => "filter",
             Stage::Quality => "quality",
+            Stage::Decontam => "decontam",
+            Stage::MinHash => "minhash",
             Stage::Dedup => "dedup",
             Stage::NearDedup => "near_dedup",
-            Stage::Decontam => "decontam",
             Stage::Tokenize => "tokenize",
             Stage::Mix => "mix",
         }
+    }
+
+    /// The stage named `s` (as [`Stage::as_str`] writes it).
+    pub fn parse(s: &str) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|st| st.as_str() == s)
     }
 }
 
@@ -267,6 +282,11 @@ impl Rule {
             Rule::TemplateError | Rule::Overlong | Rule::Truncated => Stage::Tokenize,
             Rule::MixWeight | Rule::MixTokenCap => Stage::Mix,
         }
+    }
+
+    /// The rule whose id is `s`.
+    pub fn parse(s: &str) -> Option<Rule> {
+        Rule::ALL.into_iter().find(|r| r.id() == s)
     }
 
     /// Bad-input rules: these stop the run unless the source says `on_error = "skip"`.

@@ -1,6 +1,6 @@
 //! curate: build fine-tuning data that you can prove you are allowed to use.
 //!
-//! A recipe ([`recipe`]) names local datasets; the pipeline ([`pipeline`]) reads them
+//! A recipe ([`recipe`]) names local datasets; a build ([`build`]) plans tasks that read them
 //! ([`source`]), maps and normalises each record into a canonical [`document`], applies
 //! the recipe's selection and filters and exact dedup ([`stages`]), and writes the kept
 //! documents, a ledger of every dropped record ([`ledger`]) and a report ([`report`]),
@@ -8,8 +8,10 @@
 //!
 //! The command-line interface is in [`cli`]; `main.rs` only calls it.
 
+pub mod build;
 pub mod cli;
 pub mod compliance;
+pub mod counters;
 pub mod document;
 pub mod fetch;
 pub mod hash;
@@ -17,7 +19,6 @@ pub mod inspect;
 pub mod ledger;
 pub mod output;
 pub mod pack;
-pub mod pipeline;
 pub mod recipe;
 pub mod report;
 pub mod select;

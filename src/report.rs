@@ -9,95 +9,13 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::ledger::{Rule, Stage};
+use crate::ledger::Stage;
 use crate::recipe::{Recipe, Source};
 use crate::shards::ShardSummary;
 use crate::stages::eval::EvalReport;
 use crate::stages::near_pass::NearSummary;
 
-/// Records and characters entering and leaving one stage. The read stage counts raw
-/// records and has no character counts (records are not text yet); the map stage turns
-/// records into documents (self-instruct rows yield several).
-#[derive(Debug, Default, Clone, Copy, Serialize, PartialEq, Eq)]
-pub struct StageCount {
-    pub records_in: u64,
-    pub records_out: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub chars_in: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub chars_out: Option<u64>,
-}
-
-impl StageCount {
-    fn add(&mut self, o: &StageCount) {
-        self.records_in += o.records_in;
-        self.records_out += o.records_out;
-        if let Some(c) = o.chars_in {
-            *self.chars_in.get_or_insert(0) += c;
-        }
-        if let Some(c) = o.chars_out {
-            *self.chars_out.get_or_insert(0) += c;
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct FileStat {
-    pub file: String,
-    pub bytes: u64,
-    pub records: u64,
-}
-
-/// Everything counted for one source during a run.
-#[derive(Debug, Default, Clone, Serialize)]
-pub struct SourceStats {
-    pub files: Vec<FileStat>,
-    pub stages: BTreeMap<&'static str, StageCount>,
-    /// Drops per rule id.
-    pub drops: BTreeMap<&'static str, u64>,
-    /// Bad records ledgered because the source says `on_error = "skip"`.
-    pub errors_skipped: u64,
-    /// The source's `limit` was reached; the rest of it was not read.
-    pub limit_reached: bool,
-    /// PII spans replaced, per kind.
-    #[serde(skip)]
-    pub pii: crate::stages::quality::PiiCounts,
-    /// Documents overlapping each benchmark (dropped or flagged).
-    pub contamination: BTreeMap<String, u64>,
-    /// Documents the quality stage looked at, and those with a chatbot phrase.
-    pub quality_checked: u64,
-    pub ai_phrase_docs: u64,
-    /// The first document the chat template failed on, and why (for the error that a
-    /// failing template raises).
-    #[serde(skip)]
-    pub first_template_error: Option<String>,
-    /// Findings about the source's files (a folder that links back into itself).
-    #[serde(skip)]
-    pub warnings: Vec<String>,
-}
-
-impl SourceStats {
-    pub fn stage(&mut self, s: Stage) -> &mut StageCount {
-        self.stages.entry(s.as_str()).or_default()
-    }
-
-    pub fn drop(&mut self, r: Rule) {
-        *self.drops.entry(r.id()).or_default() += 1;
-        if r.is_bad_input() {
-            self.errors_skipped += 1;
-        }
-    }
-
-    /// Documents and characters in `documents.parquet`: what left the last document
-    /// stage that ran.
-    pub fn kept(&self) -> (u64, u64) {
-        [Stage::NearDedup, Stage::Dedup, Stage::Decontam, Stage::Quality, Stage::Filter]
-            .iter()
-            .find_map(|s| self.stages.get(s.as_str()))
-            .map(|c| (c.records_out, c.chars_out.unwrap_or(0)))
-            .unwrap_or((0, 0))
-    }
-}
+pub use crate::counters::{FileStat, SourceStats, StageCount};
 
 #[derive(Serialize)]
 struct Report<'a> {
@@ -200,8 +118,8 @@ struct SourceReport<'a> {
     files: &'a [FileStat],
 }
 
-fn funnel(stages: &BTreeMap<&'static str, StageCount>) -> Vec<FunnelRow> {
-    Stage::ALL
+fn funnel(order: &[Stage], stages: &BTreeMap<&'static str, StageCount>) -> Vec<FunnelRow> {
+    order
         .iter()
         .filter_map(|s| stages.get(s.as_str()).map(|c| FunnelRow { stage: s.as_str(), count: *c }))
         .collect()
@@ -214,6 +132,8 @@ pub struct Rendered {
 }
 
 pub fn render(recipe: &Recipe, stats: &[SourceStats], ledger_entries: u64, extras: &Extras) -> Rendered {
+    // The funnel follows the recipe's stage list: execution order.
+    let order = crate::stages::plan_stages(recipe);
     let Extras { shards, compliance, eval, near } = *extras;
     let mut warnings = Vec::new();
     let mut total_stages: BTreeMap<&'static str, StageCount> = BTreeMap::new();
@@ -245,7 +165,7 @@ pub fn render(recipe: &Recipe, stats: &[SourceStats], ledger_entries: u64, extra
                 ));
             }
         }
-        sources.push(source_report(src, st));
+        sources.push(source_report(&order, src, st));
     }
     let report = Report {
         curate_version: env!("CARGO_PKG_VERSION"),
@@ -256,7 +176,7 @@ pub fn render(recipe: &Recipe, stats: &[SourceStats], ledger_entries: u64, extra
             seed: recipe.seed,
         },
         totals,
-        funnel: funnel(&total_stages),
+        funnel: funnel(&order, &total_stages),
         drops,
         sources,
         shards,
@@ -275,7 +195,7 @@ pub fn render(recipe: &Recipe, stats: &[SourceStats], ledger_entries: u64, extra
     Rendered { json, markdown }
 }
 
-fn source_report<'a>(src: &'a Source, st: &'a SourceStats) -> SourceReport<'a> {
+fn source_report<'a>(order: &[Stage], src: &'a Source, st: &'a SourceStats) -> SourceReport<'a> {
     let (kept, chars) = st.kept();
     SourceReport {
         name: &src.name,
@@ -290,7 +210,7 @@ fn source_report<'a>(src: &'a Source, st: &'a SourceStats) -> SourceReport<'a> {
         limit: src.limit,
         documents_kept: kept,
         chars_kept: chars,
-        funnel: funnel(&st.stages),
+        funnel: funnel(order, &st.stages),
         drops: &st.drops,
         errors_skipped: st.errors_skipped,
         limit_reached: st.limit_reached,

@@ -13,13 +13,12 @@
 //! - `tokenizer/`: a copy of the tokenizer files, so the shards decode on their own.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::document::{Document, Locator};
+use crate::document::Locator;
 use crate::ledger::{DropReason, Entry, Rule};
 use crate::output::megatron::{DType, IndexedWriter, write_npy_i64};
 use crate::output::parquet::ShardDocsWriter;
@@ -27,7 +26,7 @@ use crate::output::{LedgerWriter, Staging};
 use crate::pack::{self, Item, MixDrop, Seq, SourceMix, Split};
 use crate::recipe::{Overlong, Recipe};
 use crate::report::SourceStats;
-use crate::tokenize::{TargetTokenizer, Tokens};
+use crate::tokenize::TargetTokenizer;
 
 /// What is kept in memory per tokenized document.
 #[derive(Debug, Clone)]
@@ -36,54 +35,19 @@ pub struct TokDoc {
     pub source: usize,
     pub locator: Locator,
     pub content_hash: u128,
-    /// Offset of its first token in the spill, in tokens.
+    /// The spill part holding its tokens, and the offset of its first token there.
+    pub part: u32,
     pub offset: u64,
     pub tokens: u32,
     pub loss: u32,
-    /// Its row in `documents.parquet` as first written (before near-dedup).
-    pub ordinal: u64,
 }
 
-/// Token ids (u32 LE) and mask bytes of kept documents, in pipeline order.
+/// Token ids (u32 LE) and mask bytes of the tokenized documents, in parts (one per
+/// tokenize task), and the documents in build order.
 pub struct Spill {
-    tokens: BufWriter<File>,
-    mask: BufWriter<File>,
-    tokens_path: PathBuf,
-    mask_path: PathBuf,
-    offset: u64,
+    /// `(tokens file, mask file)` per part.
+    pub parts: Vec<(PathBuf, PathBuf)>,
     pub docs: Vec<TokDoc>,
-}
-
-impl Spill {
-    pub fn create(dir: &Path) -> anyhow::Result<Spill> {
-        let tokens_path = dir.join(".spill.tokens");
-        let mask_path = dir.join(".spill.mask");
-        let open = |p: &Path| -> anyhow::Result<BufWriter<File>> {
-            Ok(BufWriter::with_capacity(1 << 20, File::create(p).with_context(|| format!("cannot create `{}`", p.display()))?))
-        };
-        Ok(Spill { tokens: open(&tokens_path)?, mask: open(&mask_path)?, tokens_path, mask_path, offset: 0, docs: Vec::new() })
-    }
-
-    pub fn push(&mut self, doc: &Document, t: &Tokens, ordinal: u64) -> anyhow::Result<()> {
-        let mut buf = Vec::with_capacity(t.ids.len() * 4);
-        for id in &t.ids {
-            buf.extend_from_slice(&id.to_le_bytes());
-        }
-        self.tokens.write_all(&buf).context("writing the token spill")?;
-        self.mask.write_all(&t.mask).context("writing the mask spill")?;
-        self.docs.push(TokDoc {
-            id: doc.id,
-            source: doc.source,
-            locator: doc.locator.clone(),
-            content_hash: doc.content_hash,
-            offset: self.offset,
-            tokens: t.ids.len() as u32,
-            loss: t.loss_tokens() as u32,
-            ordinal,
-        });
-        self.offset += t.ids.len() as u64;
-        Ok(())
-    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -162,9 +126,7 @@ pub fn write(
     ledger: &mut LedgerWriter,
     stats: &mut [SourceStats],
 ) -> anyhow::Result<ShardSummary> {
-    let Spill { tokens, mask, tokens_path, mask_path, docs, .. } = spill;
-    drop(tokens.into_inner().map_err(|e| e.into_error()).context("flushing the token spill")?);
-    drop(mask.into_inner().map_err(|e| e.into_error()).context("flushing the mask spill")?);
+    let Spill { parts, docs } = spill;
 
     let seq_len = tok.seq_len as u32;
     let items: Vec<Item> = docs.iter().map(|d| Item { id: d.id, source: d.source, tokens: d.tokens }).collect();
@@ -192,8 +154,12 @@ pub fn write(
     // Sequences are read back from the spill in pack order with positioned reads
     // (not a memory map: mapped pages would count as the process's memory, and the
     // spill is as large as the corpus's tokens).
-    let tok_file = File::open(&tokens_path).with_context(|| format!("cannot open `{}`", tokens_path.display()))?;
-    let mask_file = File::open(&mask_path).with_context(|| format!("cannot open `{}`", mask_path.display()))?;
+    let mut files = Vec::with_capacity(parts.len());
+    for (t, m) in &parts {
+        let tf = File::open(t).with_context(|| format!("cannot open `{}`", t.display()))?;
+        let mf = File::open(m).with_context(|| format!("cannot open `{}`", m.display()))?;
+        files.push((tf, mf));
+    }
     let mut tok_buf: Vec<u8> = Vec::new();
     let mut mask_buf: Vec<u8> = Vec::new();
     let mut docs_out = ShardDocsWriter::create(&staging.file("docs.parquet"))?;
@@ -214,6 +180,7 @@ pub fn write(
                 let n = d.tokens as usize;
                 tok_buf.resize(n * 4, 0);
                 mask_buf.resize(n, 0);
+                let (tok_file, mask_file) = &files[d.part as usize];
                 tok_file.read_exact_at(&mut tok_buf, d.offset * 4).context("reading the token spill")?;
                 mask_file.read_exact_at(&mut mask_buf, d.offset).context("reading the mask spill")?;
                 let t: Vec<u32> = tok_buf.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
@@ -226,6 +193,9 @@ pub fn write(
                 seen.insert(s.item);
             }
             bounds.push(ids.len() as i64);
+            if p == 0 {
+                crate::build::fault::Point::new("finalize").hit("shards");
+            }
         }
         ids.finish()?;
         loss.finish()?;
@@ -242,10 +212,7 @@ pub fn write(
     let train = write_split("train", Split::Train, &mixed.train)?;
     let valid = if recipe.pack.valid_fraction > 0.0 { Some(write_split("valid", Split::Valid, &mixed.valid)?) } else { None };
     docs_out.finish()?;
-    drop(tok_file);
-    drop(mask_file);
-    std::fs::remove_file(&tokens_path).ok();
-    std::fs::remove_file(&mask_path).ok();
+    drop(files);
 
     // Token mix per source, before and after weights and caps.
     let mut sources: Vec<SourceTokens> = recipe

@@ -129,11 +129,10 @@ fn wait_for_staging(d: &Dir, child: &mut Child) -> Option<()> {
         if child.try_wait().unwrap().is_some() {
             return None;
         }
-        if let Some(s) = staging_folders(d).first() {
-            if d.join("out").join(s).join("ledger.parquet").exists() {
-                std::thread::sleep(Duration::from_millis(300));
-                return Some(());
-            }
+        // The staging folder is made first; a task folder once the work has begun.
+        if !staging_folders(d).is_empty() && d.join("out/.t.work/tasks").exists() {
+            std::thread::sleep(Duration::from_millis(300));
+            return Some(());
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -178,7 +177,9 @@ fn sigint_and_sigterm_remove_the_staging_folder() {
         assert!(err.contains("interrupted"), "{err}");
         assert_eq!(staging_folders(&d), Vec::<String>::new(), "SIG{sig} left staging behind");
         assert!(!d.out().exists());
-        assert!(listing(&d.join("out")).is_empty(), "{:?}", listing(&d.join("out")));
+        // Only the work folder stays, for the next run to resume from.
+        let left: Vec<String> = listing(&d.join("out")).into_iter().filter(|n| n != ".t.work").collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 }
 

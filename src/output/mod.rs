@@ -163,6 +163,48 @@ pub fn real_path(path: &Path) -> PathBuf {
     }
 }
 
+/// Refuse an output folder that a source would read: inside a folder a source walks
+/// (the next run would read this run's outputs back in as records), or holding a file
+/// a source names. Staging folders beside the output count as the output.
+pub fn check_inputs_outside_output(recipe: &crate::recipe::Recipe, inputs: &[Vec<crate::source::files::InputFile>], out_dir: &std::path::Path) -> anyhow::Result<()> {
+    let out = real_path(out_dir);
+    let (Some(parent), Some(name)) = (out.parent(), out.file_name()) else { return Ok(()) };
+    let hidden = format!(".{}.", name.to_string_lossy());
+    let inside_output = |p: &std::path::Path| {
+        let p = real_path(p);
+        if p.starts_with(&out) {
+            return true;
+        }
+        // `.NAME.tmp-PID/…` and `.NAME.old-PID/…`
+        p.strip_prefix(parent)
+            .ok()
+            .and_then(|rest| rest.components().next())
+            .map(|c| c.as_os_str().to_string_lossy().starts_with(&hidden))
+            .unwrap_or(false)
+    };
+    for s in &recipe.sources {
+        for input in &s.inputs {
+            if input.is_dir() && out.starts_with(real_path(input)) {
+                bail!(
+                    "the output folder `{}` is inside `{}`, which source `{}` reads: the next run would read this run's outputs back in as records\nhint: choose an output folder outside the source's folder (`--out`, or `[output] dir`)",
+                    out_dir.display(),
+                    input.display(),
+                    s.name
+                );
+            }
+        }
+        if let Some(f) = inputs.get(s.index).and_then(|files| files.iter().find(|f| inside_output(&f.path))) {
+            bail!(
+                "source `{}` reads `{}`, which is inside the output folder `{}` that this run replaces\nhint: choose another output folder (`--out`, or `[output] dir`), or copy the file out first",
+                s.name,
+                f.display,
+                out_dir.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Staging folders and output locks alive in this process, removed by the interrupt
 /// handler.
 static LIVE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
@@ -200,6 +242,9 @@ pub fn install_interrupt_cleanup() -> anyhow::Result<()> {
                     } else {
                         let _ = std::fs::remove_file(path);
                     }
+                }
+                if !live.is_empty() {
+                    eprintln!("curate: the tasks completed so far are kept; the same command resumes from them");
                 }
                 std::process::exit(128 + sig);
             }

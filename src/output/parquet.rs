@@ -36,8 +36,12 @@ pub(crate) fn props() -> WriterProperties {
 }
 
 fn open(path: &Path, schema: SchemaRef) -> anyhow::Result<ArrowWriter<File>> {
+    open_with(path, schema, props())
+}
+
+fn open_with(path: &Path, schema: SchemaRef, props: WriterProperties) -> anyhow::Result<ArrowWriter<File>> {
     let f = File::create(path).with_context(|| format!("cannot create `{}`", path.display()))?;
-    ArrowWriter::try_new(f, schema, Some(props())).with_context(|| format!("cannot start `{}`", path.display()))
+    ArrowWriter::try_new(f, schema, Some(props)).with_context(|| format!("cannot start `{}`", path.display()))
 }
 
 fn message_fields() -> Fields {
@@ -88,6 +92,10 @@ pub struct DocumentsWriter {
 
 impl DocumentsWriter {
     pub fn create(path: &Path) -> anyhow::Result<Self> {
+        Self::create_with(path, props())
+    }
+
+    fn create_with(path: &Path, props: WriterProperties) -> anyhow::Result<Self> {
         let schema = documents_schema();
         let msg = StructBuilder::new(
             message_fields(),
@@ -95,7 +103,7 @@ impl DocumentsWriter {
         );
         let item = |dt: DataType| Arc::new(Field::new("item", dt, true));
         Ok(DocumentsWriter {
-            writer: open(path, schema.clone())?,
+            writer: open_with(path, schema.clone(), props)?,
             schema,
             id: StringBuilder::new(),
             source: StringBuilder::new(),
@@ -415,4 +423,97 @@ impl ShardDocsWriter {
         self.writer.close().context("closing docs.parquet")?;
         Ok(())
     }
+}
+
+/// Properties for the documents a task hands to the next one: LZ4, cheap to write and
+/// read back, where the outputs use zstd.
+fn scratch_props() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::LZ4_RAW)
+        .set_max_row_group_row_count(Some(64 * 1024))
+        .set_max_row_group_bytes(Some(128 * 1024 * 1024))
+        .set_created_by(format!("curate {}", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+impl DocumentsWriter {
+    /// A documents file between tasks (same schema, lighter compression).
+    pub fn create_scratch(path: &Path) -> anyhow::Result<Self> {
+        DocumentsWriter::create_with(path, scratch_props())
+    }
+}
+
+/// Read a documents file back, in order. With `content` false only the keys are read
+/// (id, source, locator, hash, lengths; the content is an empty text), which skips the
+/// text columns entirely.
+pub fn read_documents(
+    path: &Path,
+    sources: &std::collections::HashMap<&str, usize>,
+    content: bool,
+    f: &mut dyn FnMut(Document) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    use anyhow::anyhow;
+    use arrow_array::{Array, ListArray, StringArray, StructArray, UInt32Array, UInt64Array};
+    use parquet::arrow::ProjectionMask;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    use crate::document::{Locator, Message};
+    use crate::recipe::Role;
+
+    let file = File::open(path).with_context(|| format!("cannot open `{}`", path.display()))?;
+    let b = ParquetRecordBatchReaderBuilder::try_new(file).with_context(|| format!("cannot read `{}`", path.display()))?;
+    let mask = if content {
+        ProjectionMask::all()
+    } else {
+        ProjectionMask::roots(b.parquet_schema(), [0, 1, 2, 3, 4, 10, 11, 12])
+    };
+    let reader = b.with_projection(mask).with_batch_size(4096).build().with_context(|| format!("cannot read `{}`", path.display()))?;
+    let hex = |s: &str| u128::from_str_radix(s, 16).map_err(|_| anyhow!("`{}`: bad id `{s}`", path.display()));
+    for batch in reader {
+        let b = batch.with_context(|| format!("cannot read `{}`", path.display()))?;
+        let col = |name: &str| b.column_by_name(name).ok_or_else(|| anyhow!("`{}` lacks column `{name}`", path.display()));
+        let strs = |name: &str| -> anyhow::Result<StringArray> {
+            col(name)?.as_any().downcast_ref::<StringArray>().cloned().ok_or_else(|| anyhow!("`{}`: bad column `{name}`", path.display()))
+        };
+        let u64s = |name: &str| -> anyhow::Result<UInt64Array> {
+            col(name)?.as_any().downcast_ref::<UInt64Array>().cloned().ok_or_else(|| anyhow!("`{}`: bad column `{name}`", path.display()))
+        };
+        let (ids, srcs, files, hashes) = (strs("id")?, strs("source")?, strs("file")?, strs("content_hash")?);
+        let (rows, chars, words) = (u64s("row")?, u64s("chars")?, u64s("words")?);
+        let subs = col("sub")?.as_any().downcast_ref::<UInt32Array>().cloned().ok_or_else(|| anyhow!("bad column `sub`"))?;
+        let texts = if content { Some(strs("text")?) } else { None };
+        let msgs = if content {
+            Some(col("messages")?.as_any().downcast_ref::<ListArray>().cloned().ok_or_else(|| anyhow!("bad column `messages`"))?)
+        } else {
+            None
+        };
+        for i in 0..b.num_rows() {
+            let source = *sources.get(srcs.value(i)).ok_or_else(|| anyhow!("`{}`: unknown source `{}`", path.display(), srcs.value(i)))?;
+            let content = match (&texts, &msgs) {
+                (Some(t), _) if !t.is_null(i) => Content::Text(t.value(i).to_string()),
+                (Some(_), Some(m)) => {
+                    let list = m.value(i);
+                    let s = list.as_any().downcast_ref::<StructArray>().ok_or_else(|| anyhow!("bad messages column"))?;
+                    let roles = s.column(0).as_any().downcast_ref::<StringArray>().ok_or_else(|| anyhow!("bad role column"))?;
+                    let contents = s.column(1).as_any().downcast_ref::<StringArray>().ok_or_else(|| anyhow!("bad content column"))?;
+                    Content::Messages(
+                        (0..s.len())
+                            .map(|j| Message { role: Role::parse(roles.value(j)).unwrap_or(Role::User), content: contents.value(j).to_string() })
+                            .collect(),
+                    )
+                }
+                _ => Content::Text(String::new()),
+            };
+            f(Document {
+                id: hex(ids.value(i))?,
+                source,
+                locator: Locator { file: files.value(i).into(), row: rows.value(i), sub: (!subs.is_null(i)).then(|| subs.value(i)) },
+                content,
+                content_hash: hex(hashes.value(i))?,
+                chars: chars.value(i),
+                words: words.value(i),
+            })?;
+        }
+    }
+    Ok(())
 }

@@ -285,7 +285,8 @@ impl Origin {
 
 /// File readers. Chosen from the extension (after `.gz` / `.zst`) unless the source
 /// names one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ReaderKind {
     Jsonl,
     Json,

@@ -9,7 +9,8 @@ use anyhow::{Context, bail};
 use crate::recipe::{ReaderKind, Source};
 
 /// Compression wrapped around a file, from its extension.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Compression {
     None,
     Gzip,
@@ -17,7 +18,7 @@ pub enum Compression {
 }
 
 /// One input file of a source.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InputFile {
     pub path: PathBuf,
     /// How the file is named in locators: relative to the recipe's folder when inside

@@ -115,6 +115,46 @@ pub fn read_file(
     }
 }
 
+/// A part of one file that a task reads: the whole file, a byte range of an
+/// uncompressed JSON Lines file that starts and ends at line boundaries, or a range of
+/// a Parquet file's row groups. `first_row` is the 1-based number of the part's first
+/// record in the whole file, so rows stay file rows whichever part reads them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Part {
+    Whole,
+    Lines { start: u64, end: u64, first_row: u64 },
+    RowGroups { start: usize, end: usize, first_row: u64 },
+}
+
+/// Read one part of a file, calling `emit` for each record in order.
+pub fn read_part(
+    file: &InputFile,
+    part: Part,
+    max_record_bytes: u64,
+    emit: &mut dyn FnMut(RawRecord) -> bool,
+) -> anyhow::Result<()> {
+    let name: Arc<str> = file.display.as_str().into();
+    let ctx = || format!("reading `{}`", file.path.display());
+    match part {
+        Part::Whole => read_file(file, max_record_bytes, emit),
+        Part::Lines { start, end, first_row } => {
+            use std::io::{Seek, SeekFrom};
+            if file.reader != ReaderKind::Jsonl || file.compression != Compression::None {
+                anyhow::bail!("`{}` cannot be read in byte ranges", file.display);
+            }
+            let mut f = File::open(&file.path).with_context(|| format!("cannot open `{}`", file.path.display()))?;
+            f.seek(SeekFrom::Start(start)).with_context(ctx)?;
+            let r: Box<dyn BufRead + Send> = Box::new(BufReader::with_capacity(1 << 20, f.take(end - start)));
+            let r = if start == 0 { skip_bom(r).with_context(ctx)? } else { r };
+            read_lines_from(r, &name, max_record_bytes, first_row - 1, emit).with_context(ctx)
+        }
+        Part::RowGroups { start, end, first_row } => {
+            read_parquet_groups(file, &name, max_record_bytes, Some((start, end, first_row)), emit).with_context(ctx)
+        }
+    }
+}
+
 /// Outcome of reading one line under a size limit.
 enum Line {
     Eof,
@@ -177,13 +217,24 @@ fn too_large(bytes: u64, max: u64) -> DropReason {
 }
 
 fn read_lines(
-    mut r: Box<dyn BufRead + Send>,
+    r: Box<dyn BufRead + Send>,
     name: &Arc<str>,
     max: u64,
     emit: &mut dyn FnMut(RawRecord) -> bool,
 ) -> anyhow::Result<()> {
+    read_lines_from(r, name, max, 0, emit)
+}
+
+/// Lines numbered from `rows_before + 1`.
+fn read_lines_from(
+    mut r: Box<dyn BufRead + Send>,
+    name: &Arc<str>,
+    max: u64,
+    rows_before: u64,
+    emit: &mut dyn FnMut(RawRecord) -> bool,
+) -> anyhow::Result<()> {
     let mut buf = Vec::new();
-    let mut row = 0u64;
+    let mut row = rows_before;
     loop {
         let line = read_line_limited(&mut *r, &mut buf, max).with_context(|| format!("after line {row}"))?;
         row += 1;
@@ -671,13 +722,24 @@ fn read_csv(
 }
 
 fn read_parquet(file: &InputFile, name: &Arc<str>, max: u64, emit: &mut dyn FnMut(RawRecord) -> bool) -> anyhow::Result<()> {
+    read_parquet_groups(file, name, max, None, emit)
+}
+
+/// The rows of a Parquet file, or of row groups `start..end` whose first row is the
+/// file's row `first_row`.
+fn read_parquet_groups(
+    file: &InputFile,
+    name: &Arc<str>,
+    max: u64,
+    groups: Option<(usize, usize, u64)>,
+    emit: &mut dyn FnMut(RawRecord) -> bool,
+) -> anyhow::Result<()> {
     use parquet::file::reader::{FileReader, SerializedFileReader};
     let f = File::open(&file.path).with_context(|| format!("cannot open `{}`", file.path.display()))?;
     let reader = SerializedFileReader::new(f).map_err(|e| anyhow!("not a readable Parquet file (truncated or corrupt?): {e}"))?;
-    let rows = reader.get_row_iter(None).map_err(|e| anyhow!("cannot read Parquet rows: {e}"))?;
     let mut row = 0u64;
-    for r in rows {
-        row += 1;
+    let mut take = |row: &mut u64, r: parquet::errors::Result<parquet::record::Row>| -> anyhow::Result<bool> {
+        *row += 1;
         let r = r.map_err(|e| anyhow!("Parquet row {row} cannot be decoded (corrupt file?): {e}"))?;
         let mut bytes = 0u64;
         let body = match parquet_row(&r, &mut bytes) {
@@ -685,9 +747,29 @@ fn read_parquet(file: &InputFile, name: &Arc<str>, max: u64, emit: &mut dyn FnMu
             Ok(v) => Body::Value(v),
             Err(reason) => Body::Bad(reason),
         };
-        let rec = RawRecord { file: name.clone(), row, bytes, body, first: false };
-        if !emit(rec) {
-            return Ok(());
+        Ok(emit(RawRecord { file: name.clone(), row: *row, bytes, body, first: false }))
+    };
+    match groups {
+        None => {
+            for r in reader.get_row_iter(None).map_err(|e| anyhow!("cannot read Parquet rows: {e}"))? {
+                if !take(&mut row, r)? {
+                    return Ok(());
+                }
+            }
+        }
+        Some((start, end, first_row)) => {
+            row = first_row - 1;
+            // One row group at a time: memory follows a row group, not the part.
+            for g in start..end {
+                let rg = reader.get_row_group(g).map_err(|e| anyhow!("cannot read Parquet row group {g}: {e}"))?;
+                let it = parquet::record::reader::RowIter::from_row_group(None, rg.as_ref())
+                    .map_err(|e| anyhow!("cannot read Parquet row group {g}: {e}"))?;
+                for r in it {
+                    if !take(&mut row, r)? {
+                        return Ok(());
+                    }
+                }
+            }
         }
     }
     Ok(())

@@ -57,6 +57,15 @@ impl EvalSet {
     }
 }
 
+/// Fill a report's per-source contamination table from the run's counts.
+pub fn fill_contamination(report: &mut EvalReport, recipe: &Recipe, stats: &[SourceStats]) {
+    for (src, st) in recipe.sources.iter().zip(stats) {
+        for (bench, n) in &st.contamination {
+            *report.contamination.entry(bench.clone()).or_default().entry(src.name.clone()).or_default() += n;
+        }
+    }
+}
+
 pub fn build_index(
     recipe: &Recipe,
     cfg: &DecontamConfig,

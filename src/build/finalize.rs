@@ -1,0 +1,227 @@
+//! The finalize task: the output folder, from every task's outputs.
+//!
+//! Counters are added up in task order; `documents.parquet` is the map tasks'
+//! documents without the passes' drops, written row by row (so its bytes do not depend
+//! on how the input was cut); `ledger.parquet` is the map tasks' rows, then each pass's,
+//! then the tokenize tasks', then mixing's; then the shards, report, card and manifest.
+//! Everything is written into the staging folder, which the caller moves into place.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+
+use super::plan::{Plan, TaskKind};
+use super::tokenize_task::SpillRow;
+use super::work::task_dir;
+use super::{Env, StageTiming, TaskCounters};
+use crate::ledger::{Rule, Stage};
+use crate::output::{self, DocumentsWriter, LedgerWriter, Staging};
+use crate::recipe::{Recipe, SourceRole};
+use crate::report::{self, SourceStats};
+use crate::shards::{self, ShardSummary, Spill, TokDoc};
+use crate::stages::near_pass::NearSummary;
+
+/// What the finalize task made, for the summary and `timings.json`.
+pub struct Finalized {
+    pub stats: Vec<SourceStats>,
+    pub documents: u64,
+    pub ledger_entries: u64,
+    pub shards: Option<ShardSummary>,
+    /// Every task's clocks, summed per stage, and the finalize task's own.
+    pub clocks: Vec<StageTiming>,
+}
+
+pub fn run(env: &Env, plan: &Plan, staging: &Staging, compliance: Option<&super::ComplianceOutputs>) -> anyhow::Result<Finalized> {
+    let recipe = env.recipe;
+    let started = Instant::now();
+    let names: HashMap<&str, usize> = recipe.sources.iter().map(|s| (s.name.as_str(), s.index)).collect();
+    let mut stats = env.eval_stats.clone();
+    stats.resize(recipe.sources.len(), SourceStats::default());
+    for (st, ps) in stats.iter_mut().zip(&plan.sources) {
+        st.warnings = ps.warnings.clone();
+    }
+    let mut clocks: Vec<StageTiming> = Vec::new();
+    let mut near_summary: Option<NearSummary> = None;
+    for t in plan.phases.iter().flat_map(|p| &p.tasks).filter(|t| t.kind != TaskKind::Finalize) {
+        let c = TaskCounters::read(&task_dir(&plan.work, &t.id).join("counters.json"))?;
+        for (i, s) in &c.sources {
+            stats.get_mut(*i).with_context(|| format!("task `{}` counts a source the recipe lacks", t.id))?.merge(s);
+        }
+        for ct in c.clocks {
+            match clocks.iter_mut().find(|x| x.stage == ct.stage && x.clock == ct.clock) {
+                Some(x) => x.seconds += ct.seconds,
+                None => clocks.push(ct),
+            }
+        }
+        if t.kind == TaskKind::Near {
+            near_summary = Some(serde_json::from_value(c.extra).context("reading the near-dup pass's summary")?);
+        }
+    }
+    for s in recipe.sources.iter().filter(|s| s.role == SourceRole::Train && !plan.sources[s.index].excluded) {
+        if stats[s.index].stages.get(Stage::Read.as_str()).map(|c| c.records_in).unwrap_or(0) == 0 {
+            let list: Vec<_> = plan.sources[s.index].files.iter().map(|f| format!("`{}`", f.input.display)).collect();
+            bail!(
+                "source `{}` has no records (read {})\nhint: an empty source is usually a wrong path or an unfinished download",
+                s.name,
+                list.join(", ")
+            );
+        }
+    }
+
+    // The documents, without what the passes dropped.
+    let t = Instant::now();
+    let drops = super::passes::all_drops(plan)?;
+    let maps = plan.tasks_of(TaskKind::Map);
+    let mut docs_out = DocumentsWriter::create(&staging.file("documents.parquet"))?;
+    for (ti, mt) in maps.iter().enumerate() {
+        let dropped = &drops[ti];
+        let (mut row, mut next) = (0u32, 0usize);
+        crate::output::parquet::read_documents(&task_dir(&plan.work, &mt.id).join("docs.parquet"), &names, true, &mut |doc| {
+            let skip = dropped.get(next) == Some(&row);
+            if skip {
+                next += 1;
+            } else {
+                docs_out.push(&doc, &recipe.sources[doc.source])?;
+            }
+            row += 1;
+            Ok(())
+        })?;
+    }
+    let documents = docs_out.finish()?;
+
+    // The ledger, task by task.
+    let mut ledger = LedgerWriter::create(&staging.file("ledger.parquet"))?;
+    for kind in [TaskKind::Map, TaskKind::Dedup, TaskKind::Near, TaskKind::Tokenize] {
+        for task in plan.tasks_of(kind) {
+            super::entries::read(&task_dir(&plan.work, &task.id).join("ledger.jsonl"), &mut |e| {
+                ledger.push(&e, &recipe.sources[e.source].name)
+            })?;
+        }
+    }
+    let write_s = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let shard_summary = match &env.tokenizer {
+        Some(tok) => Some(shards::write(staging, recipe, tok, spill(plan, &names)?, &mut ledger, &mut stats)?),
+        None => None,
+    };
+    let shards_s = t.elapsed().as_secs_f64();
+    check_training_output(recipe, &stats, documents, shard_summary.as_ref())?;
+
+    let t = Instant::now();
+    let ledger_entries = ledger.finish()?;
+    let compliance_sections = compliance.map(|c| (&c.report_json, c.report_markdown.as_str()));
+    let mut eval_report = env.eval.as_ref().map(|e| {
+        let mut set_report = e.report.clone();
+        crate::stages::eval::fill_contamination(&mut set_report, recipe, &stats);
+        set_report
+    });
+    if let Some(r) = eval_report.as_mut() {
+        r.contamination.retain(|_, v| !v.is_empty());
+    }
+    let extras = report::Extras {
+        shards: shard_summary.as_ref(),
+        compliance: compliance_sections,
+        eval: eval_report.as_ref(),
+        near: near_summary.as_ref(),
+    };
+    let rendered = report::render(recipe, &stats, ledger_entries, &extras);
+    output::write_file(&staging.file("report.json"), rendered.json.as_bytes())?;
+    output::write_file(&staging.file("report.md"), rendered.markdown.as_bytes())?;
+    for (name, bytes) in compliance.iter().flat_map(|c| &c.files) {
+        output::write_file(&staging.file(name), bytes)?;
+    }
+    if let Some(sh) = &shard_summary {
+        let manifest = report::manifest(
+            recipe,
+            sh,
+            &stats,
+            &shards::file_hashes(staging.path())?,
+            plan.lock_sha256.as_deref(),
+            compliance_sections.map(|c| c.0),
+        );
+        output::write_file(&staging.file("manifest.json"), manifest.as_bytes())?;
+    }
+    let report_s = t.elapsed().as_secs_f64();
+    let _ = started;
+    clocks.push(StageTiming { stage: "write".into(), seconds: write_s + report_s, clock: "wall".into() });
+    if shard_summary.is_some() {
+        clocks.push(StageTiming { stage: "mix_pack_shards".into(), seconds: shards_s, clock: "wall".into() });
+    }
+    Ok(Finalized { stats, documents, ledger_entries, shards: shard_summary, clocks })
+}
+
+/// The tokenize tasks' spills, as one list of documents in build order.
+fn spill(plan: &Plan, names: &HashMap<&str, usize>) -> anyhow::Result<Spill> {
+    let _ = names;
+    let mut parts = Vec::new();
+    let mut docs = Vec::new();
+    for (pi, t) in plan.tasks_of(TaskKind::Tokenize).into_iter().enumerate() {
+        let dir = task_dir(&plan.work, &t.id);
+        let source = t.source.context("a tokenize task names its source")?;
+        parts.push((dir.join("tokens.bin"), dir.join("mask.bin")));
+        let index: PathBuf = dir.join("spill.jsonl");
+        let text = std::fs::read_to_string(&index).with_context(|| format!("cannot read `{}`", index.display()))?;
+        let mut offset = 0u64;
+        for (i, line) in text.lines().enumerate() {
+            let r: SpillRow = serde_json::from_str(line).with_context(|| format!("`{}` line {}", index.display(), i + 1))?;
+            let hex = |s: &str| u128::from_str_radix(s, 16).with_context(|| format!("`{}` line {}: bad id", index.display(), i + 1));
+            docs.push(TokDoc {
+                id: hex(&r.id)?,
+                source,
+                locator: r.locator(),
+                content_hash: hex(&r.hash)?,
+                part: pi as u32,
+                offset,
+                tokens: r.tokens,
+                loss: r.loss,
+            });
+            offset += r.tokens as u64;
+        }
+    }
+    Ok(Spill { parts, docs })
+}
+
+/// Fail a build whose training output is empty, or in which the chat template failed
+/// on more than `[pack] max_template_errors` of a source's documents: such a build
+/// would otherwise finish with exit 0 and shards that hold little or nothing.
+fn check_training_output(recipe: &Recipe, stats: &[SourceStats], documents: u64, shards: Option<&ShardSummary>) -> anyhow::Result<()> {
+    let limit = recipe.pack.max_template_errors;
+    for s in recipe.sources.iter().filter(|s| s.role == SourceRole::Train) {
+        let st = &stats[s.index];
+        let reached = st.stages.get(Stage::Tokenize.as_str()).map(|c| c.records_in).unwrap_or(0);
+        let failed = st.drops.get(Rule::TemplateError.id()).copied().unwrap_or(0);
+        if reached > 0 && failed as f64 > limit * reached as f64 {
+            bail!(
+                "source `{}`: the chat template failed on {failed} of {reached} documents ({:.1}%), more than `[pack] max_template_errors` allows ({:.1}%)\n  the first: {}\nhint: fix the template or the source's `format`/`fields`; a share of bad rows can be accepted by raising `max_template_errors`",
+                s.name,
+                100.0 * failed as f64 / reached as f64,
+                100.0 * limit,
+                st.first_template_error.as_deref().unwrap_or("(not recorded)")
+            );
+        }
+    }
+    let empty = match shards {
+        Some(sh) => sh.train.sequences == 0,
+        None => documents == 0,
+    };
+    if empty {
+        let mut drops: std::collections::BTreeMap<&str, u64> = Default::default();
+        for st in stats {
+            for (rule, n) in &st.drops {
+                *drops.entry(rule).or_default() += n;
+            }
+        }
+        let mut top: Vec<(&str, u64)> = drops.into_iter().collect();
+        top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let list: Vec<String> = top.iter().take(4).map(|(r, n)| format!("{r} {n}")).collect();
+        let what = if shards.is_some() { "no document reached the training shards" } else { "no document was kept" };
+        bail!(
+            "the build's training output is empty: {what} (dropped by rule: {})\nhint: the ledger's rules say where the documents went; check the filters, `seq_len` and the template",
+            if list.is_empty() { "none".to_string() } else { list.join(", ") }
+        );
+    }
+    Ok(())
+}

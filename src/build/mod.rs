@@ -1,0 +1,242 @@
+//! A build as a plan of tasks with files between them ([`plan`]), run by an executor:
+//! [`executor`] runs them on this machine; any other executor runs `curate task PLAN
+//! ID` for each task, phase after phase. Each task writes its outputs and then a
+//! completion marker ([`work`]), so a build that was stopped resumes where it was.
+//!
+//! | module | job |
+//! |---|---|
+//! | [`plan`] | the phases and tasks, input slicing, task keys |
+//! | [`work`] | the work folder, task folders, completion markers |
+//! | [`executor`] | the local executor, the summary, resuming |
+//! | [`map_task`] | a map task: a slice through the per-document stages |
+//! | [`passes`] | exact dedup and near-dup clustering over the map tasks' outputs |
+//! | [`tokenize_task`] | a tokenize task: a map task's survivors into token spills |
+//! | [`finalize`] | the output folder: documents, ledger, shards, report, manifest |
+//! | [`entries`] | ledger rows between tasks |
+//! | [`fault`] | named points where a test can kill a run |
+
+pub mod entries;
+pub mod executor;
+pub mod fault;
+pub mod finalize;
+pub mod map_task;
+pub mod passes;
+pub mod plan;
+pub mod tokenize_task;
+pub mod work;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context, anyhow};
+use serde::Serialize;
+
+use crate::ledger::Stage;
+use crate::recipe::Recipe;
+use crate::report::SourceStats;
+use crate::shards::ShardSummary;
+use crate::source::files::InputFile;
+use crate::stages::DocStage;
+use crate::stages::decontam::DecontamAction;
+use crate::stages::eval::EvalSet;
+use crate::stages::near_dedup::MinHasher;
+use crate::tokenize::TargetTokenizer;
+
+pub use executor::{ComplianceOutputs, RunOptions, run};
+
+/// What a finished run produced, for the summary.
+#[derive(Debug)]
+pub struct RunSummary {
+    pub out_dir: PathBuf,
+    pub stats: Vec<SourceStats>,
+    pub documents: u64,
+    pub ledger_entries: u64,
+    pub shards: Option<ShardSummary>,
+    pub timings: Timings,
+}
+
+/// Where the time went. CPU seconds of the parallel stages are summed over threads,
+/// so `bytes / cpu_seconds` is a per-core rate.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Timings {
+    pub threads: usize,
+    pub wall_seconds: f64,
+    pub bytes_read: u64,
+    pub records_read: u64,
+    pub documents_kept: u64,
+    /// Tasks run by this run, and tasks found complete from an earlier one.
+    pub tasks_run: u64,
+    pub tasks_skipped: u64,
+    pub stages: Vec<StageTiming>,
+}
+
+#[derive(Debug, Default, Clone, Serialize, serde::Deserialize)]
+pub struct StageTiming {
+    pub stage: String,
+    pub seconds: f64,
+    /// `cpu` for summed worker time, `wall` for time on one thread.
+    pub clock: String,
+}
+
+/// The clocks a task keeps, in nanoseconds: per-document stages summed over worker
+/// threads, reading, writing and the passes on one thread.
+#[derive(Default)]
+pub struct Clocks {
+    stages: [AtomicU64; Stage::ALL.len()],
+    read: AtomicU64,
+    write: AtomicU64,
+}
+
+impl Clocks {
+    pub fn add(&self, stage: Stage, since: Instant) {
+        let i = Stage::ALL.iter().position(|s| *s == stage).expect("a stage");
+        self.stages[i].fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+    pub fn add_read(&self, since: Instant) {
+        self.read.fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+    pub fn add_write(&self, since: Instant) {
+        self.write.fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+    pub fn snapshot(&self) -> Vec<StageTiming> {
+        let mut v = vec![StageTiming { stage: "read".into(), seconds: secs(&self.read), clock: "wall".into() }];
+        for (s, c) in Stage::ALL.iter().zip(&self.stages) {
+            let n = secs(c);
+            if n > 0.0 {
+                let clock = if crate::stages::is_document_stage(*s) || *s == Stage::Map { "cpu" } else { "wall" };
+                v.push(StageTiming { stage: s.as_str().into(), seconds: n, clock: clock.into() });
+            }
+        }
+        v.push(StageTiming { stage: "write".into(), seconds: secs(&self.write), clock: "wall".into() });
+        v
+    }
+}
+
+fn secs(a: &AtomicU64) -> f64 {
+    a.load(Ordering::Relaxed) as f64 / 1e9
+}
+
+/// What a task counted, saved as `counters.json` in its folder.
+pub struct TaskCounters {
+    /// Counts per source (recipe index).
+    pub sources: Vec<(usize, SourceStats)>,
+    pub clocks: Vec<StageTiming>,
+    /// A pass's own summary (the near-dup pass's), when it has one.
+    pub extra: serde_json::Value,
+}
+
+impl TaskCounters {
+    pub fn write(&self, path: &Path) -> anyhow::Result<()> {
+        let v = serde_json::json!({
+            "sources": self.sources.iter().map(|(i, s)| serde_json::json!({"index": i, "counters": s.to_json()})).collect::<Vec<_>>(),
+            "clocks": self.clocks,
+            "extra": self.extra,
+        });
+        let mut text = serde_json::to_string(&v).expect("counters serialise");
+        text.push('\n');
+        std::fs::write(path, text).with_context(|| format!("cannot write `{}`", path.display()))
+    }
+
+    pub fn read(path: &Path) -> anyhow::Result<TaskCounters> {
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?)
+            .with_context(|| format!("`{}` is not valid JSON", path.display()))?;
+        let mut sources = Vec::new();
+        for s in v["sources"].as_array().ok_or_else(|| anyhow!("`{}` has no sources", path.display()))? {
+            let i = s["index"].as_u64().ok_or_else(|| anyhow!("`{}`: a source without an index", path.display()))? as usize;
+            sources.push((i, SourceStats::from_json(&s["counters"]).with_context(|| format!("in `{}`", path.display()))?));
+        }
+        let clocks = serde_json::from_value(v["clocks"].clone()).unwrap_or_default();
+        Ok(TaskCounters { sources, clocks, extra: v["extra"].clone() })
+    }
+}
+
+/// What tasks share in one process: the recipe, the worker threads, and what is built
+/// once from the recipe (eval index, MinHash permutations, tokenizer).
+pub struct Env<'a> {
+    pub recipe: &'a Recipe,
+    pub pool: rayon::ThreadPool,
+    pub threads: usize,
+    pub progress: executor::Progress,
+    pub eval: Option<EvalSet>,
+    /// Counts of the eval sources, made while the index was built.
+    pub eval_stats: Vec<SourceStats>,
+    pub minhasher: Option<MinHasher>,
+    pub tokenizer: Option<TargetTokenizer>,
+}
+
+impl<'a> Env<'a> {
+    pub fn new(recipe: &'a Recipe, plan: &plan::Plan, threads: usize, progress: bool) -> anyhow::Result<Env<'a>> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.max(1))
+            .thread_name(|i| format!("curate-worker-{i}"))
+            .build()
+            .context("cannot start worker threads")?;
+        let tokenizer = match recipe.target.as_ref() {
+            Some(t) if t.tokenizer.is_some() => Some(TargetTokenizer::load(t)?),
+            _ => None,
+        };
+        let mut eval_stats = vec![SourceStats::default(); recipe.sources.len()];
+        let eval = match &recipe.decontam {
+            Some(cfg) => {
+                let inputs: Vec<Vec<InputFile>> = plan.sources.iter().map(|s| s.files.iter().map(|f| f.input.clone()).collect()).collect();
+                let excluded: Vec<usize> = plan.sources.iter().enumerate().filter(|(_, s)| s.excluded).map(|(i, _)| i).collect();
+                Some(crate::stages::eval::build_index(recipe, cfg, &inputs, &excluded, &mut eval_stats)?)
+            }
+            None => None,
+        };
+        Ok(Env {
+            recipe,
+            pool,
+            threads: threads.max(1),
+            progress: executor::Progress::new(progress),
+            eval,
+            eval_stats,
+            minhasher: recipe.dedup.near.as_ref().map(MinHasher::new),
+            tokenizer,
+        })
+    }
+
+    /// The per-document stages that follow `after` in the recipe's stage list, up to
+    /// the next pass. Tokenizing always waits for the dedup decisions: it has a phase
+    /// of its own ([`Env::doc_stages_at`]).
+    pub fn doc_stages(&self, after: Stage) -> anyhow::Result<Vec<DocStage<'_>>> {
+        let list = crate::stages::plan_stages(self.recipe);
+        let start = list.iter().position(|s| *s == after).map(|i| i + 1).unwrap_or(0);
+        let run: Vec<Stage> =
+            list[start..].iter().copied().take_while(|s| crate::stages::is_document_stage(*s) && *s != Stage::Tokenize).collect();
+        self.stages_of(&run)
+    }
+
+    /// The per-document stages from `first` on, up to the next pass.
+    pub fn doc_stages_at(&self, first: Stage) -> anyhow::Result<Vec<DocStage<'_>>> {
+        let list = crate::stages::plan_stages(self.recipe);
+        let Some(start) = list.iter().position(|s| *s == first) else { return Ok(vec![]) };
+        let run: Vec<Stage> = list[start..].iter().copied().take_while(|s| crate::stages::is_document_stage(*s)).collect();
+        self.stages_of(&run)
+    }
+
+    fn stages_of(&self, run: &[Stage]) -> anyhow::Result<Vec<DocStage<'_>>> {
+        let q = &self.recipe.filters.quality;
+        let mut out = Vec::new();
+        for &s in run {
+            out.push(match s {
+                Stage::Pii => DocStage::Pii,
+                Stage::Filter => DocStage::Filter(&self.recipe.filters),
+                Stage::Quality => DocStage::Quality(q),
+                Stage::Decontam => {
+                    let e = self.eval.as_ref().context("decontamination without an eval index")?;
+                    let action = self.recipe.decontam.as_ref().map(|c| c.action).unwrap_or(DecontamAction::Drop);
+                    DocStage::Decontam(&e.index, action)
+                }
+                Stage::MinHash => DocStage::MinHash(self.minhasher.as_ref().context("MinHash without settings")?),
+                Stage::Tokenize => DocStage::Tokenize {
+                    tokenizer: self.tokenizer.as_ref().context("tokenize without a tokenizer")?,
+                    truncate: self.recipe.pack.overlong == crate::recipe::Overlong::Truncate,
+                },
+                other => unreachable!("{other:?} is not a document stage"),
+            });
+        }
+        Ok(out)
+    }
+}

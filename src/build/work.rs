@@ -1,0 +1,152 @@
+//! The work folder: where tasks write their outputs, beside the output folder as
+//! `.NAME.work/`, kept across runs so that a build resumes, removed once the output is
+//! in place.
+//!
+//! ```text
+//! .NAME.work/plan.json             the plan
+//! .NAME.work/compliance.json       the policy check's results, for the finalize task
+//! .NAME.work/tasks/ID/…            a task's outputs
+//! .NAME.work/tasks/ID/done.json    its completion marker, written last
+//! ```
+//!
+//! A task writes into `tasks/.ID.tmp-PID/`, writes its marker there, and renames the
+//! folder to `tasks/ID/`; a task folder without a marker, or with a marker whose key
+//! is not the task's current key, is not complete.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+pub const MARKER: &str = "done.json";
+
+/// The work folder of the output at `out`.
+pub fn work_dir(out: &Path) -> PathBuf {
+    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    parent.join(format!(".{name}.work"))
+}
+
+pub fn task_dir(work: &Path, id: &str) -> PathBuf {
+    work.join("tasks").join(id)
+}
+
+/// Write a file whole or not at all (a temporary beside it, renamed).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp-{}",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write `{}`", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot move `{}` into place", path.display()))
+}
+
+/// A task's completion marker.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Marker {
+    pub task: String,
+    /// The task's key (see `Plan::key`): what its outputs were made from.
+    pub key: String,
+    /// Every file the task wrote, with its size, checked before the outputs are used.
+    pub files: Vec<(String, u64)>,
+}
+
+/// The key of the completed task `id`, when its outputs are whole and its key is
+/// `key`; `None` when it must run.
+pub fn completed(work: &Path, id: &str, key: &str) -> Option<Marker> {
+    let dir = task_dir(work, id);
+    let m: Marker = serde_json::from_slice(&std::fs::read(dir.join(MARKER)).ok()?).ok()?;
+    if m.task != id || m.key != key {
+        return None;
+    }
+    for (f, size) in &m.files {
+        if std::fs::metadata(dir.join(f)).map(|md| md.len()).ok() != Some(*size) {
+            return None;
+        }
+    }
+    Some(m)
+}
+
+/// A task's outputs being written.
+pub struct TaskDir {
+    tmp: PathBuf,
+    target: PathBuf,
+    id: String,
+    key: String,
+    done: bool,
+}
+
+impl TaskDir {
+    pub fn create(work: &Path, id: &str, key: &str) -> anyhow::Result<TaskDir> {
+        let tasks = work.join("tasks");
+        std::fs::create_dir_all(&tasks).with_context(|| format!("cannot create `{}`", tasks.display()))?;
+        let tmp = tasks.join(format!(".{id}.tmp-{}", std::process::id()));
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp).with_context(|| format!("cannot clear `{}`", tmp.display()))?;
+        }
+        std::fs::create_dir(&tmp).with_context(|| format!("cannot create `{}`", tmp.display()))?;
+        Ok(TaskDir { tmp, target: tasks.join(id), id: id.into(), key: key.into(), done: false })
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.tmp.join(name)
+    }
+
+    /// Write the marker and move the outputs into place.
+    pub fn commit(mut self) -> anyhow::Result<()> {
+        let mut files = Vec::new();
+        for e in std::fs::read_dir(&self.tmp).with_context(|| format!("cannot list `{}`", self.tmp.display()))? {
+            let e = e?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            files.push((name, e.metadata()?.len()));
+        }
+        files.sort();
+        let m = Marker { task: self.id.clone(), key: self.key.clone(), files };
+        std::fs::write(self.tmp.join(MARKER), serde_json::to_vec_pretty(&m).expect("marker serialises"))
+            .with_context(|| format!("cannot write the marker of task `{}`", self.id))?;
+        if self.target.exists() {
+            std::fs::remove_dir_all(&self.target).with_context(|| format!("cannot remove `{}`", self.target.display()))?;
+        }
+        std::fs::rename(&self.tmp, &self.target).with_context(|| format!("cannot move task `{}`'s outputs into place", self.id))?;
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl Drop for TaskDir {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = std::fs::remove_dir_all(&self.tmp);
+        }
+    }
+}
+
+/// Remove the folders of tasks the plan no longer has, and unfinished task folders
+/// that runs now gone left behind. Called with the output's lock held.
+pub fn tidy(work: &Path, ids: &[String]) -> anyhow::Result<()> {
+    let tasks = work.join("tasks");
+    let Ok(entries) = std::fs::read_dir(&tasks) else { return Ok(()) };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !ids.contains(&name) {
+            let p = e.path();
+            std::fs::remove_dir_all(&p).with_context(|| format!("cannot remove `{}`", p.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Refuse a work folder that is not one (a user's folder under the same name).
+pub fn check(work: &Path) -> anyhow::Result<()> {
+    if work.exists() && !(work.is_dir() && (work.join(super::plan::PLAN_FILE).is_file() || work.join("tasks").is_dir())) {
+        bail!(
+            "`{}` exists and is not a curate work folder\nhint: curate keeps a build's task outputs there; move it away",
+            work.display()
+        );
+    }
+    Ok(())
+}
