@@ -145,7 +145,11 @@ impl Plan {
             let files = if excluded { &[][..] } else { &p.files[s.index][..] };
             let mut planned = Vec::with_capacity(files.len());
             for f in files {
-                planned.push(PlanFile { input: f.clone(), mtime_ns: mtime_ns(&f.path)? });
+                // Absolute: a task may run in another folder, or on another machine
+                // that sees the same file system.
+                let mut input = f.clone();
+                input.path = absolute(&f.path);
+                planned.push(PlanFile { mtime_ns: mtime_ns(&input.path)?, input });
             }
             sources.push(PlanSource {
                 name: s.name.clone(),
@@ -268,9 +272,9 @@ impl Plan {
             recipe: std::path::absolute(&recipe.path).unwrap_or_else(|_| recipe.path.clone()),
             recipe_sha256: recipe.sha256.clone(),
             lock_sha256: p.lock_sha256.clone(),
-            out: p.out.to_path_buf(),
-            work: p.work.to_path_buf(),
-            tokenizer: p.tokenizer.clone(),
+            out: absolute(p.out),
+            work: absolute(p.work),
+            tokenizer: p.tokenizer.as_deref().map(absolute),
             sources,
             stages: stages.iter().map(|s| s.as_str().to_string()).collect(),
             phases,
@@ -341,6 +345,10 @@ impl Plan {
         }
         sha256_hex(h.as_bytes())
     }
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
 fn mtime_ns(path: &Path) -> anyhow::Result<u128> {
