@@ -784,3 +784,27 @@ fn the_policy_table_in_docs_is_up_to_date() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// Verdicts checked against real datasets and tricky recipes
+// ---------------------------------------------------------------------------
+
+#[test]
+fn generated_by_alone_is_provenance_as_it_is_from_dpi() {
+    // `generated_by = []` says "no model output": the provenance is stated.
+    let a = assess(MISTRAL, &local("s", "license = \"MIT\"\ngenerated_by = []"));
+    assert!(!ids(&a, "s").contains("N23-UNKNOWN-PROVENANCE"), "{:?}", ids(&a, "s"));
+    // A list of models says model output, as a DPI record's `Model Generated` does.
+    let a = assess(MISTRAL, &local("s", "license = \"Apache-2.0\"\ngenerated_by = [\"internlm/internlm-7b\"]"));
+    assert!(!ids(&a, "s").contains("N23-UNKNOWN-PROVENANCE"), "{:?}", ids(&a, "s"));
+    assert_eq!(a.source("s").unwrap().facts["source.origin"].value, "model");
+    let d = Dir::new();
+    let root = write_dpi_fixture(&d);
+    let dpi = assess_with(MISTRAL, &hub("s", "acme/synthetic-chat", ""), &Options { dpi: Some(root) });
+    let rec = assess(MISTRAL, &hub("s", "acme/synthetic-chat", "license = \"CC-BY-NC-4.0 AND LicenseRef-OpenAI-Terms\"\ngenerated_by = [\"openai/gpt-4\"]"));
+    assert_eq!(dpi.source("s").unwrap().facts["source.origin"].value, rec.source("s").unwrap().facts["source.origin"].value);
+    assert_eq!(ids(&dpi, "s"), ids(&rec, "s"), "the recipe path and the DPI path agree");
+    // Nothing stated at all is still unknown.
+    let a = assess(MISTRAL, &local("s", "license = \"MIT\""));
+    assert!(ids(&a, "s").contains("N23-UNKNOWN-PROVENANCE"));
+}

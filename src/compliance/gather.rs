@@ -481,6 +481,10 @@ pub fn source(data: &Data, src: &Source, recipe_dir: &Path, cards: &dyn CardSour
         }
         if let Some(g) = &o.generated_by {
             recipe_obs.push(Observation::models(g, from.clone()));
+            // A list of generators says the data is model output, as a DPI record's does.
+            if o.origin.is_none() && !g.is_empty() {
+                recipe_obs.push(Observation::origin(Origin::Model, from.clone()));
+            }
         }
     }
     let p = &src.provenance;
@@ -492,6 +496,9 @@ pub fn source(data: &Data, src: &Source, recipe_dir: &Path, cards: &dyn CardSour
     }
     if p.generated_by_declared {
         recipe_obs.push(Observation::models(&p.generated_by, FactOrigin::Assertion));
+        if p.origin.is_none() && !p.generated_by.is_empty() {
+            recipe_obs.push(Observation::origin(Origin::Model, FactOrigin::Assertion));
+        }
     }
 
     // Dataset-level facts of the card and of DPI.

@@ -43,6 +43,7 @@ pub const SOURCE_FACTS: &[&str] = &[
     "source.split",
     "source.origin",
     "source.generators",
+    "source.generated_by_stated",
     "source.license",
     "source.license_known",
     "source.license_use",
@@ -466,6 +467,16 @@ pub fn source_facts(data: &Data, policy_id: &str, target: &TargetFacts, sf: &Sou
         };
         m.insert("source.uses_eval_split", fv(uses, from));
     }
+
+    // Whether any fact source states the generators: `generated_by = []` says "no
+    // model output", which is provenance even when `origin` is not given.
+    m.insert(
+        "source.generated_by_stated",
+        match &lvl.generated_by {
+            Some(g) => fv(true, g.from.clone()),
+            None => fv(false, engine("no fact source states which models generated the data")),
+        },
+    );
 
     // Generators, resolved through models.toml.
     let mut items = Vec::new();
