@@ -77,6 +77,9 @@ pub const ITEM_FACTS: &[&str] = &[
 /// List facts whose items `some` / `every` range over.
 pub const LIST_FACTS: &[&str] = &["source.generators"];
 
+/// The split a source without `split` reads (`fetch::select`).
+const DEFAULT_SPLIT: &str = "train";
+
 /// A comparison in a condition leaf.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -400,8 +403,14 @@ pub fn source_facts(data: &Data, policy_id: &str, target: &TargetFacts, sf: &Sou
     m.insert("source.id", fv(sf.catalog.clone().unwrap_or_else(|| sf.id.clone()), key(id_key)));
     m.insert("source.name", fv(sf.name.clone(), key("name")));
     m.insert("source.kind", fv(sf.kind.as_str(), key(id_key)));
-    if let Some(s) = &sf.split {
-        m.insert("source.split", fv(s.clone(), key("split")));
+    match &sf.split {
+        Some(s) => {
+            m.insert("source.split", fv(s.clone(), key("split")));
+        }
+        None if sf.kind == super::gather::SourceKind::Hub => {
+            m.insert("source.split", fv(DEFAULT_SPLIT, engine("the recipe gives no `split`; a hub source reads `train` (docs/recipe.md)")));
+        }
+        None => {}
     }
     if let Some(w) = &sf.row_filter {
         m.insert("source.row_filter", fv(w.clone(), key("where")));
@@ -462,8 +471,8 @@ pub fn source_facts(data: &Data, policy_id: &str, target: &TargetFacts, sf: &Sou
             from.push(FactOrigin::Recipe { key: "split".into() });
             es.value.contains(s)
         } else {
-            from.push(FactOrigin::Engine { note: "the recipe gives no `split`, so a scored split may be read".into() });
-            true
+            from.push(FactOrigin::Engine { note: "the recipe gives no `split`; a hub source reads `train` (docs/recipe.md)".into() });
+            es.value.iter().any(|s| s == DEFAULT_SPLIT)
         };
         m.insert("source.uses_eval_split", fv(uses, from));
     }
