@@ -153,8 +153,7 @@ const LLAMA_MADE: &str = "license = \"LicenseRef-Llama2-Community\"\norigin = \"
 #[test]
 fn llama2_output_with_a_llama2_target_is_allowed_with_obligations() {
     let body = format!(
-        "{}[[policy.signoff]]\nrule = \"N23-BASE-LLAMA2-ACCESS\"\nby = \"team lead\"\nreason = \"Meta approved our download request on 2023-08-01\"\n\
-         [[policy.signoff]]\nrule = \"N23-SELF-MADE-PUBLIC\"\nsource = \"gen\"\nby = \"team lead\"\nreason = \"published at https://example.org/gen\"\n",
+        "{}[[policy.signoff]]\nrule = \"N23-BASE-LLAMA2-ACCESS\"\nby = \"team lead\"\nreason = \"Meta approved our download request on 2023-08-01\"\n",
         local("gen", LLAMA_MADE)
     );
     let a = assess(LLAMA2, &body);
@@ -702,8 +701,7 @@ fn run_excludes_a_rejected_source_and_writes_the_dataset_card_and_notice() {
     d.write("data/good.jsonl", "{\"text\": \"a note written by us about rain gauges\"}\n{\"text\": \"another note about bread hydration\"}\n");
     d.write("data/gpt.jsonl", "{\"text\": \"as an ai language model\"}\n");
     let body = "[[source]]\nname = \"good\"\npath = \"data/good.jsonl\"\nformat = \"text\"\nlicense = \"CC-BY-4.0\"\norigin = \"human\"\ngenerated_by = []\n\
-                [[source]]\nname = \"gpt\"\npath = \"data/gpt.jsonl\"\nformat = \"text\"\nlicense = \"MIT\"\norigin = \"model\"\ngenerated_by = [\"openai/gpt-4\"]\n\
-                [[policy.signoff]]\nrule = \"N23-SELF-MADE-PUBLIC\"\nsource = \"good\"\nby = \"ana\"\nreason = \"published at https://example.org/notes\"\n";
+                [[source]]\nname = \"gpt\"\npath = \"data/gpt.jsonl\"\nformat = \"text\"\nlicense = \"MIT\"\norigin = \"model\"\ngenerated_by = [\"openai/gpt-4\"]\n";
     let r = write_recipe(&d, MISTRAL, body);
     let o = d.curate(&[&r]);
     ok(&o);
@@ -828,4 +826,16 @@ fn a_missing_split_is_the_train_split() {
     }
     // A benchmark whose only split is scored stays conditional without a split.
     assert_eq!(verdict(&assess(MISTRAL, &hub("s", "truthfulqa/truthful_qa", "")), "s"), Verdict::Conditional);
+}
+
+#[test]
+fn self_made_data_is_allowed_with_a_duty_to_publish() {
+    let a = assess(MISTRAL, &local("s", "license = \"CC-BY-4.0\"\norigin = \"human\"\ngenerated_by = []"));
+    assert_eq!(verdict(&a, "s"), Verdict::Allow, "no sign-off is needed");
+    let f = a.source("s").unwrap().rules.iter().find(|r| r.id == "N23-SELF-MADE-PUBLIC").unwrap().clone();
+    assert_eq!(f.severity.as_str(), "warn");
+    assert_eq!(a.obligations.publish.len(), 1);
+    assert!(a.table().contains("Publish: `s` (data/s.jsonl) is self-made data"), "{}", a.table());
+    assert!(a.notice("t").contains("data/s.jsonl (s): must be open-sourced and publicly accessible by the time of submission"), "{}", a.notice("t"));
+    assert!(a.dataset_card("t").contains("Publish: `s`"), "{}", a.dataset_card("t"));
 }

@@ -445,6 +445,7 @@ pub enum ObligationKind {
     Attribution,
     ShareAlike,
     Decontaminate,
+    Publish,
 }
 
 impl ObligationKind {
@@ -457,6 +458,7 @@ impl ObligationKind {
             ObligationKind::Attribution => "attribution",
             ObligationKind::ShareAlike => "share-alike",
             ObligationKind::Decontaminate => "decontaminate",
+            ObligationKind::Publish => "publish",
         }
     }
 }

@@ -210,6 +210,12 @@ impl Assessment {
                 }
             }
         }
+        if !self.obligations.publish.is_empty() {
+            out.push_str("\nduties:\n");
+            for c in &self.obligations.publish {
+                let _ = writeln!(out, "  {}", obligations::publish_duty(c));
+            }
+        }
         let count = |v: Verdict| j.sources.iter().filter(|s| s.verdict == v).count();
         let _ = writeln!(
             out,
