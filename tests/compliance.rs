@@ -249,10 +249,13 @@ fn an_override_beats_everything_and_carries_its_reason() {
 
 #[test]
 fn an_assertion_that_contradicts_the_catalog_is_a_conflict_not_a_verdict() {
-    let a = assess(MISTRAL, &hub("s", "tatsu-lab/alpaca", "license = \"MIT\"\norigin = \"human\"\ngenerated_by = []"));
+    let a = assess(MISTRAL, &hub("s", "HuggingFaceH4/no_robots", "license = \"MIT\""));
     let fired = ids(&a, "s");
     assert!(fired.contains("curate:assertion-conflict"), "{fired:?}");
     assert_eq!(verdict(&a, "s"), Verdict::Conditional);
+    let a = assess(MISTRAL, &hub("s", "tatsu-lab/alpaca", "license = \"MIT\"\norigin = \"human\"\ngenerated_by = []"));
+    let fired = ids(&a, "s");
+    assert!(fired.contains("curate:assertion-conflict"), "{fired:?}");
     let s = a.source("s").unwrap();
     assert_eq!(s.facts["source.license"].value, "MIT", "the assertion ranks above the catalog");
     assert!(s.disagreements.iter().any(|d| d.fact.as_str() == "license"));
@@ -838,4 +841,23 @@ fn self_made_data_is_allowed_with_a_duty_to_publish() {
     assert!(a.table().contains("Publish: `s` (data/s.jsonl) is self-made data"), "{}", a.table());
     assert!(a.notice("t").contains("data/s.jsonl (s): must be open-sourced and publicly accessible by the time of submission"), "{}", a.notice("t"));
     assert!(a.dataset_card("t").contains("Publish: `s`"), "{}", a.dataset_card("t"));
+}
+
+#[test]
+fn an_assertion_cannot_weaken_a_reject() {
+    // The catalog knows these rows are text-davinci-003 output; asserting otherwise is a
+    // conflict, and the catalog's facts still reject.
+    for body in ["origin = \"human\"", "origin = \"human\"\ngenerated_by = []", "generated_by = [\"internlm/internlm-7b\"]"] {
+        let a = assess(MISTRAL, &hub("s", "tatsu-lab/alpaca", body));
+        assert_eq!(verdict(&a, "s"), Verdict::Reject, "{body}: {}", a.explain("s").unwrap());
+        assert!(ids(&a, "s").contains("curate:assertion-conflict"), "{body}");
+        let f = a.source("s").unwrap().rules.iter().find(|r| r.id == "N23-NO-OPENAI-OUTPUT").expect("the catalog's fact rejects").clone();
+        assert!(f.facts.iter().any(|u| u.from.iter().any(|o| matches!(o, gather::FactOrigin::Catalog { .. }))), "{f:?}");
+    }
+    // The same on a subset selected by `where`.
+    let a = assess(MISTRAL, &hub("s", "TIGER-Lab/MathInstruct", "where = \"source = 'data/PoT/gsm_gpt4.json'\"\ngenerated_by = []"));
+    assert_eq!(verdict(&a, "s"), Verdict::Reject, "{}", a.explain("s").unwrap());
+    // An override with a reason still may.
+    let a = assess(MISTRAL, &hub("s", "tatsu-lab/alpaca", "override = { origin = \"human\", generated_by = [], license = \"CC-BY-NC-4.0\", reason = \"rewritten by our annotators, see https://example.org/audit\" }"));
+    assert_ne!(verdict(&a, "s"), Verdict::Reject);
 }

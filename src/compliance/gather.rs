@@ -183,6 +183,10 @@ pub struct Level {
     pub disagreements: Vec<Disagreement>,
     /// Assertions that contradict the fact a lower source gives.
     pub conflicts: Vec<Disagreement>,
+    /// With conflicts: this level's facts without the conflicting assertions, so that a
+    /// known fact that rejects keeps rejecting (only an `override` replaces it).
+    #[serde(skip)]
+    pub unasserted: Option<Box<Level>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -646,6 +650,12 @@ fn level(ds: Option<&Dataset>, sub: Option<&Subset>, recipe: &[Observation], out
         {
             lvl.conflicts.push(Disagreement { fact: kind, observations: vec![(*first).clone(), (*lower).clone()] });
         }
+    }
+    if !lvl.conflicts.is_empty() {
+        let kinds: Vec<FactKind> = lvl.conflicts.iter().map(|c| c.fact).collect();
+        let kept: Vec<Observation> =
+            recipe.iter().filter(|o| !(o.from == FactOrigin::Assertion && kinds.contains(&o.fact))).cloned().collect();
+        lvl.unasserted = Some(Box::new(level(ds, sub, &kept, outside)));
     }
     lvl.observations = obs;
     lvl

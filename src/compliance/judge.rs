@@ -746,6 +746,39 @@ fn run_rules(
     (out, quiet)
 }
 
+/// Evaluate the source rules at one level. Where a recipe assertion contradicts a known
+/// fact, the rules are also run on the known facts, and every reject they give stands:
+/// an assertion cannot weaken a rejection (only an `override` with a reason can).
+#[allow(clippy::too_many_arguments)]
+fn source_rules(
+    data: &Data,
+    policy: &Policy,
+    target: &TargetFacts,
+    sf: &SourceFacts,
+    lvl: &Level,
+    disagree: Option<bool>,
+    subset: Option<&str>,
+    signoffs: &mut Signoffs,
+) -> Vec<Finding> {
+    let name = sf.name.as_str();
+    let f = source_facts(data, &policy.meta.id, target, sf, lvl, disagree);
+    let (mut rules, _) = run_rules(data, policy, Scope::Source, &f, Some(name), subset, &lvl.conflicts, signoffs);
+    if let Some(known) = &lvl.unasserted {
+        let f = source_facts(data, &policy.meta.id, target, sf, known, disagree);
+        let mut none = Signoffs { list: &[], used: BTreeSet::new() };
+        let (kr, _) = run_rules(data, policy, Scope::Source, &f, Some(name), subset, &[], &mut none);
+        for mut r in kr.into_iter().filter(|r| r.severity == Severity::Reject) {
+            if rules.iter().any(|x| x.id == r.id && x.severity == Severity::Reject) {
+                continue;
+            }
+            r.description = format!("{} (on the known facts: a recipe assertion does not replace them)", r.description);
+            r.hint = Some("an assertion cannot lift a rejection; if the known fact is wrong, replace it with `override = { …, reason = \"…\" }`".into());
+            rules.push(r);
+        }
+    }
+    rules
+}
+
 /// A value no catalogued subset lists, standing for "any other value" of the column.
 const OTHER_VALUE: &str = "\u{0}curate: a value no subset lists";
 
@@ -773,8 +806,7 @@ pub fn judge(data: &Data, policy: &Policy, target: &TargetFacts, sources: &[Sour
         let mut fired_any: BTreeSet<String> = BTreeSet::new();
         for lvl in &sf.subsets {
             let sname = lvl.subset.as_ref().map(|s| s.name.clone()).unwrap_or_default();
-            let f = source_facts(data, &policy.meta.id, target, sf, lvl, None);
-            let (rules, _) = run_rules(data, policy, Scope::Source, &f, Some(name), Some(&sname), &lvl.conflicts, &mut so);
+            let rules = source_rules(data, policy, target, sf, lvl, None, Some(&sname), &mut so);
             fired_any.extend(rules.iter().map(|r| r.id.clone()));
             let s = lvl.subset.as_ref().expect("subset levels name their subset");
             let rows = if s.configs.is_empty() {
@@ -821,9 +853,8 @@ pub fn judge(data: &Data, policy: &Policy, target: &TargetFacts, sources: &[Sour
             let mut rules: Vec<Finding> = subs.iter().filter(|s| s.selected).flat_map(|s| s.rules.clone()).collect();
             let mut kept: Vec<&Level> = sf.subsets.iter().zip(&subs).filter(|(_, s)| s.selected).map(|(l, _)| l).collect();
             if rest {
-                let f = source_facts(data, &policy.meta.id, target, sf, &sf.whole, None);
                 let tag = "(rows in no catalogued subset)";
-                let (r, _) = run_rules(data, policy, Scope::Source, &f, Some(name), Some(tag), &sf.whole.conflicts, &mut so);
+                let r = source_rules(data, policy, target, sf, &sf.whole, None, Some(tag), &mut so);
                 fired_any.extend(r.iter().map(|x| x.id.clone()));
                 rules.extend(r);
                 kept.push(&sf.whole);
@@ -837,8 +868,7 @@ pub fn judge(data: &Data, policy: &Policy, target: &TargetFacts, sources: &[Sour
             }
             (rules, kept)
         } else {
-            let f = source_facts(data, &policy.meta.id, target, sf, &sf.whole, (!subs.is_empty()).then_some(disagree));
-            let (r, _) = run_rules(data, policy, Scope::Source, &f, Some(name), None, &sf.whole.conflicts, &mut so);
+            let r = source_rules(data, policy, target, sf, &sf.whole, (!subs.is_empty()).then_some(disagree), None, &mut so);
             fired_any.extend(r.iter().map(|x| x.id.clone()));
             (r, vec![&sf.whole])
         };
