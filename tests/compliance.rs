@@ -861,3 +861,37 @@ fn an_assertion_cannot_weaken_a_reject() {
     let a = assess(MISTRAL, &hub("s", "tatsu-lab/alpaca", "override = { origin = \"human\", generated_by = [], license = \"CC-BY-NC-4.0\", reason = \"rewritten by our annotators, see https://example.org/audit\" }"));
     assert_ne!(verdict(&a, "s"), Verdict::Reject);
 }
+
+#[test]
+fn check_shows_every_override_and_signoff_and_counts_them() {
+    let body = format!(
+        "{}{}{}[[policy.signoff]]\nrule = \"N23-EVAL-NOT-TRAIN\"\nsource = \"tq\"\nby = \"ana\"\nreason = \"its only split is the evaluated one\"\n",
+        hub("dolly", "databricks/databricks-dolly-15k", ""),
+        hub("a", "tatsu-lab/alpaca", "override = { generated_by = [], origin = \"human\", license = \"CC-BY-NC-4.0\", reason = \"rewritten by our annotators, see https://example.org/audit\" }"),
+        hub("tq", "truthfulqa/truthful_qa", "split = \"validation\""),
+    );
+    let d = Dir::new();
+    let r = write_recipe(&d, MISTRAL, &body);
+    let o = d.curate(&["check", &r]);
+    let t = String::from_utf8(o.stdout.clone()).unwrap();
+    assert_eq!(o.status.code(), Some(0), "{t}{}", stderr(&o));
+    assert!(t.contains("allow (by override; reject without it)"), "{t}");
+    assert!(t.contains("override") && t.contains("(reason: rewritten by our annotators, see https://example.org/audit)"), "{t}");
+    assert!(t.contains("signed off") && t.contains("N23-EVAL-NOT-TRAIN by ana") && t.contains("its only split is the evaluated one"), "{t}");
+    assert!(t.contains("3 allowed (1 by override, 1 by sign-off), 0 conditional, 0 rejected"), "{t}");
+    let o = d.curate(&["check", &r, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["summary"]["allowed_by_override"], 1);
+    assert_eq!(v["summary"]["allowed_by_signoff"], 1);
+    let a = &v["sources"][1];
+    assert_eq!(a["verdict_without_override"], "reject");
+    assert!(a["overrides"].as_array().unwrap().iter().any(|o| o["fact"] == "origin" && o["value"] == "human" && o["reason"].as_str().unwrap().contains("annotators")));
+    assert_eq!(v["sources"][2]["signoffs"][0]["by"], "ana");
+    // A target override is shown too.
+    let r = write_recipe(&d, "acme/mistral-reupload", &hub("dolly", "databricks/databricks-dolly-15k", ""));
+    let text = std::fs::read_to_string(&r).unwrap().replace("model = \"acme/mistral-reupload\"", "model = \"acme/mistral-reupload\"\noverride = { family = \"mistral\", reason = \"byte-identical to mistralai/Mistral-7B-v0.1\" }");
+    std::fs::write(&r, text).unwrap();
+    let o = d.curate(&["check", &r]);
+    let t = String::from_utf8(o.stdout.clone()).unwrap();
+    assert!(t.contains("family = \"mistral\" (reason: byte-identical to mistralai/Mistral-7B-v0.1)"), "{t}{}", stderr(&o));
+}

@@ -463,6 +463,18 @@ pub fn target(data: &Data, policy_id: &str, t: &Target) -> Result<TargetFacts, S
 
 /// All facts about one recipe source.
 pub fn source(data: &Data, src: &Source, recipe_dir: &Path, cards: &dyn CardSource, dpi: Option<&Dpi>) -> SourceFacts {
+    source_with(data, src, recipe_dir, cards, dpi, true)
+}
+
+/// [`source`], with or without the recipe's `override` (to learn what it changes).
+pub fn source_with(
+    data: &Data,
+    src: &Source,
+    recipe_dir: &Path,
+    cards: &dyn CardSource,
+    dpi: Option<&Dpi>,
+    with_override: bool,
+) -> SourceFacts {
     let (id, kind) = match &src.hf {
         Some(h) => (h.clone(), SourceKind::Hub),
         None => {
@@ -475,7 +487,7 @@ pub fn source(data: &Data, src: &Source, recipe_dir: &Path, cards: &dyn CardSour
 
     // Recipe facts, used at every level.
     let mut recipe_obs = Vec::new();
-    if let Some(o) = &src.override_ {
+    if let Some(o) = src.override_.as_ref().filter(|_| with_override) {
         let from = FactOrigin::Override { reason: o.reason.clone() };
         if let Some(l) = &o.license {
             recipe_obs.push(Observation::license(l, from.clone()));

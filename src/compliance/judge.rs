@@ -303,6 +303,11 @@ pub struct TargetVerdict {
     /// Target rules that did not fire, for the full trace.
     #[serde(skip)]
     pub not_fired: Vec<String>,
+    /// The family named by `[target] override`, with its reason.
+    #[serde(rename = "override", skip_serializing_if = "Option::is_none")]
+    pub override_: Option<OverrideOut>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub signoffs: Vec<SignoffOut>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -338,6 +343,45 @@ pub struct SourceVerdict {
     pub not_fired: Vec<String>,
     /// The SPDX expression of what the source contributes (selected subsets'), if known.
     pub kept_license: Option<String>,
+    /// The facts the recipe's `override` replaced, each with its reason.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<OverrideOut>,
+    /// The sign-offs that resolved a rule of this source.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub signoffs: Vec<SignoffOut>,
+    /// The verdict the source would get without its `override` (set by `assess`), when
+    /// that differs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict_without_override: Option<Verdict>,
+}
+
+/// A fact a recipe `override` set.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OverrideOut {
+    pub fact: String,
+    pub value: Value,
+    pub reason: String,
+}
+
+/// A sign-off that resolved a rule.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SignoffOut {
+    pub rule: String,
+    pub by: String,
+    pub reason: String,
+    pub at: String,
+}
+
+fn signoffs_of(rules: &[Finding]) -> Vec<SignoffOut> {
+    let mut out: Vec<SignoffOut> = Vec::new();
+    for r in rules {
+        if let Some(Resolution::Signoff { by, reason, at }) = &r.resolved_by
+            && !out.iter().any(|o| o.rule == r.id && o.at == *at)
+        {
+            out.push(SignoffOut { rule: r.id.clone(), by: by.clone(), reason: reason.clone(), at: at.clone() });
+        }
+    }
+    out
 }
 
 /// The whole outcome.
@@ -788,13 +832,23 @@ pub fn judge(data: &Data, policy: &Policy, target: &TargetFacts, sources: &[Sour
     let mut diagnostics = Vec::new();
     let tf = target_facts(target);
     let (trules, tquiet) = run_rules(data, policy, Scope::Target, &tf, None, None, &[], &mut so);
+    let target_override = target.family.as_ref().and_then(|f| {
+        f.from.iter().find_map(|o| match o {
+            FactOrigin::Override { reason } => {
+                Some(OverrideOut { fact: "family".into(), value: Value::String(f.value.clone()), reason: reason.clone() })
+            }
+            _ => None,
+        })
+    });
     let target_v = TargetVerdict {
         model: target.model.clone(),
         family: target.family.as_ref().map(|f| f.value.clone()),
         verdict: verdict_of(&trules),
+        signoffs: signoffs_of(&trules),
         rules: trules,
         facts: tf.map,
         not_fired: tquiet,
+        override_: target_override,
     };
 
     let mut out = Vec::new();
@@ -877,7 +931,19 @@ pub fn judge(data: &Data, policy: &Policy, target: &TargetFacts, sources: &[Sour
         )
         .map(|l| l.to_string());
         let whole_facts = source_facts(data, &policy.meta.id, target, sf, &sf.whole, None);
+        let overrides = sf
+            .whole
+            .observations
+            .iter()
+            .filter_map(|o| match &o.from {
+                FactOrigin::Override { reason } => Some(OverrideOut { fact: o.fact.as_str().into(), value: o.value.clone(), reason: reason.clone() }),
+                _ => None,
+            })
+            .collect();
         out.push(SourceVerdict {
+            overrides,
+            signoffs: signoffs_of(&rules),
+            verdict_without_override: None,
             name: sf.name.clone(),
             id: sf.id.clone(),
             kind: sf.kind.as_str(),

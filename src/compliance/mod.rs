@@ -107,8 +107,35 @@ pub fn assess_with_cards(recipe: &Recipe, opts: &Options, cards: &dyn gather::Ca
     if !errors.is_empty() {
         anyhow::bail!("{}", errors.join("\n"));
     }
+    // What each overridden source would get on the facts without its override.
+    if recipe.sources.iter().any(|s| s.override_.is_some()) {
+        let plain: Vec<SourceFacts> = recipe
+            .sources
+            .iter()
+            .filter(|s| s.role == crate::recipe::SourceRole::Train)
+            .map(|s| gather::source_with(&data, s, &recipe.dir, cards, dpi.as_ref(), false))
+            .collect();
+        let without = judge::judge(&data, &policy, &target_facts, &plain, &recipe.signoffs);
+        for (s, w) in judgement.sources.iter_mut().zip(&without.sources) {
+            if !s.overrides.is_empty() && s.verdict != w.verdict {
+                s.verdict_without_override = Some(w.verdict);
+            }
+        }
+    }
     let obligations = obligations::collect(&judgement);
     Ok(Assessment { data, policy, facts, judgement, obligations })
+}
+
+/// The summary line of `check`, as numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    pub allowed: usize,
+    /// Allowed sources that their `override` turned from conditional or reject.
+    pub allowed_by_override: usize,
+    /// Allowed sources with a resolving sign-off (and no deciding override).
+    pub allowed_by_signoff: usize,
+    pub conditional: usize,
+    pub rejected: usize,
 }
 
 /// Rule ids with the subsets each fired in, under (severity, most severe first; resolved).
@@ -187,14 +214,30 @@ impl Assessment {
         for (sev, ids) in rule_list(&t.rules) {
             let _ = writeln!(out, "    {sev:<22} {}", ids.join(", "));
         }
+        if let Some(o) = &t.override_ {
+            let _ = writeln!(out, "    {:<22} {} = {} (reason: {})", "override", o.fact, o.value, o.reason);
+        }
+        for so in &t.signoffs {
+            let _ = writeln!(out, "    {:<22} {} by {} (line {}): {}", "signed off", so.rule, so.by, so.at, so.reason);
+        }
         out.push('\n');
         let wn = j.sources.iter().map(|s| s.name.len()).max().unwrap_or(6).max(6);
         let wi = j.sources.iter().map(|s| s.id.len()).max().unwrap_or(7).max(7);
         let _ = writeln!(out, "{:<wn$}  {:<wi$}  verdict", "source", "dataset");
         for s in &j.sources {
-            let _ = writeln!(out, "{:<wn$}  {:<wi$}  {}", s.name, s.id, s.verdict.as_str());
+            let by = match s.verdict_without_override {
+                Some(w) => format!(" (by override; {} without it)", w.as_str()),
+                None => String::new(),
+            };
+            let _ = writeln!(out, "{:<wn$}  {:<wi$}  {}{by}", s.name, s.id, s.verdict.as_str());
             for (sev, ids) in rule_list(&s.rules) {
                 let _ = writeln!(out, "    {sev:<22} {}", ids.join(", "));
+            }
+            for o in &s.overrides {
+                let _ = writeln!(out, "    {:<22} {} = {} (reason: {})", "override", o.fact, o.value, o.reason);
+            }
+            for so in &s.signoffs {
+                let _ = writeln!(out, "    {:<22} {} by {} (line {}): {}", "signed off", so.rule, so.by, so.at, so.reason);
             }
             if !s.subsets.is_empty() {
                 if s.decided_by_subsets {
@@ -216,16 +259,39 @@ impl Assessment {
                 let _ = writeln!(out, "  {}", obligations::publish_duty(c));
             }
         }
-        let count = |v: Verdict| j.sources.iter().filter(|s| s.verdict == v).count();
+        let c = self.counts();
+        let mut how = Vec::new();
+        if c.allowed_by_override > 0 {
+            how.push(format!("{} by override", c.allowed_by_override));
+        }
+        if c.allowed_by_signoff > 0 {
+            how.push(format!("{} by sign-off", c.allowed_by_signoff));
+        }
+        let how = if how.is_empty() { String::new() } else { format!(" ({})", how.join(", ")) };
         let _ = writeln!(
             out,
-            "\n{} allowed, {} conditional, {} rejected; overall: {}",
-            count(Verdict::Allow),
-            count(Verdict::Conditional),
-            count(Verdict::Reject),
+            "\n{} allowed{how}, {} conditional, {} rejected; overall: {}",
+            c.allowed,
+            c.conditional,
+            c.rejected,
             self.verdict().as_str()
         );
         out
+    }
+
+    /// How many sources got each verdict, and how many were allowed only by an
+    /// override or a sign-off.
+    pub fn counts(&self) -> Counts {
+        let j = &self.judgement;
+        let count = |v: Verdict| j.sources.iter().filter(|s| s.verdict == v).count();
+        let allowed: Vec<_> = j.sources.iter().filter(|s| s.verdict == Verdict::Allow).collect();
+        Counts {
+            allowed: allowed.len(),
+            allowed_by_override: allowed.iter().filter(|s| s.verdict_without_override.is_some()).count(),
+            allowed_by_signoff: allowed.iter().filter(|s| s.verdict_without_override.is_none() && !s.signoffs.is_empty()).count(),
+            conditional: count(Verdict::Conditional),
+            rejected: count(Verdict::Reject),
+        }
     }
 
     /// `curate check --json`.
@@ -234,6 +300,7 @@ impl Assessment {
         json!({
             "policy": { "id": self.policy.meta.id, "name": self.policy.meta.name, "url": self.policy.meta.url, "file": self.policy.file },
             "verdict": self.verdict(),
+            "summary": self.counts(),
             "target": j.target,
             "sources": j.sources,
             "obligations": self.obligations,
