@@ -895,3 +895,23 @@ fn check_shows_every_override_and_signoff_and_counts_them() {
     let t = String::from_utf8(o.stdout.clone()).unwrap();
     assert!(t.contains("family = \"mistral\" (reason: byte-identical to mistralai/Mistral-7B-v0.1)"), "{t}{}", stderr(&o));
 }
+
+#[test]
+fn a_where_naming_values_no_subset_lists_is_judged() {
+    let w = "where = \"source IN ('data/CoT/gsm_train.json', 'data/CoT/my_extra_file.json')\"";
+    let a = assess(MISTRAL, &hub("mi", "TIGER-Lab/MathInstruct", w));
+    assert_eq!(verdict(&a, "mi"), Verdict::Conditional, "{}", a.explain("mi").unwrap());
+    let f = a.source("mi").unwrap().rules.iter().find(|r| r.id == "curate:uncatalogued-rows").expect("judged").clone();
+    assert!(f.description.contains("rows in no catalogued subset"), "{}", f.description);
+    assert!(f.facts.iter().any(|u| u.value == serde_json::json!(["data/CoT/my_extra_file.json"])), "{:?}", f.facts);
+    // A sign-off resolves it.
+    let body = format!(
+        "{}[[policy.signoff]]\nrule = \"curate:uncatalogued-rows\"\nsource = \"mi\"\nby = \"ana\"\nreason = \"the file holds GSM8K's human-written test-free rationales, see https://example.org\"\n",
+        hub("mi", "TIGER-Lab/MathInstruct", w)
+    );
+    assert_eq!(verdict(&assess(MISTRAL, &body), "mi"), Verdict::Allow);
+    // Only catalogued values: nothing to say.
+    let a = assess(MISTRAL, &hub("mi", "TIGER-Lab/MathInstruct", "where = \"source IN ('data/CoT/gsm_train.json')\""));
+    assert!(!ids(&a, "mi").contains("curate:uncatalogued-rows"));
+    assert_eq!(verdict(&a, "mi"), Verdict::Allow);
+}

@@ -52,6 +52,10 @@ pub enum Code {
     /// catalog, the hub card or DPI says, and would change the facts used. Assertions are
     /// checked, not trusted: replacing a known fact takes an `override` with a reason.
     AssertionConflict,
+    /// A `where` names column values that no catalogued subset lists: those rows'
+    /// provenance is not catalogued. Judged like a conditional rule (a sign-off
+    /// resolves it).
+    UncataloguedRows,
     /// A `[[policy.signoff]]` that resolved nothing: the rule did not fire for it.
     SignoffUnused,
     /// A sign-off names a rule that is not conditional; only conditional rules can be
@@ -68,8 +72,9 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 7] = [
+    pub const ALL: [Code; 8] = [
         Code::AssertionConflict,
+        Code::UncataloguedRows,
         Code::SignoffUnused,
         Code::SignoffNotConditional,
         Code::SignoffUnknownRule,
@@ -81,6 +86,7 @@ impl Code {
     pub fn id(self) -> &'static str {
         match self {
             Code::AssertionConflict => "curate:assertion-conflict",
+            Code::UncataloguedRows => "curate:uncatalogued-rows",
             Code::SignoffUnused => "curate:signoff-unused",
             Code::SignoffNotConditional => "curate:signoff-not-conditional",
             Code::SignoffUnknownRule => "curate:signoff-unknown-rule",
@@ -94,6 +100,7 @@ impl Code {
         match self {
             Code::SignoffUnknownRule => Level::Error,
             Code::AssertionConflict
+            | Code::UncataloguedRows
             | Code::SignoffUnused
             | Code::SignoffNotConditional
             | Code::DpiUnreadable
@@ -109,6 +116,7 @@ impl Code {
             Code::AssertionConflict => {
                 "a recipe assertion contradicts a lower fact source; use `override` with a `reason` to replace a known fact"
             }
+            Code::UncataloguedRows => "the `where` selects rows whose column value no catalogued subset lists",
             Code::SignoffUnused => "a sign-off that resolved nothing (its rule did not fire for that source)",
             Code::SignoffNotConditional => "only conditional rules can be signed off; correct the facts instead",
             Code::SignoffUnknownRule => "a sign-off names a rule the policy does not have",

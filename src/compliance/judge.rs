@@ -895,7 +895,7 @@ pub fn judge(data: &Data, policy: &Policy, target: &TargetFacts, sources: &[Sour
             }
             let column = sf.subsets.iter().find_map(|l| l.subset.as_ref().and_then(|s| s.column.clone()));
             let rest = !config_hit
-                && match (&where_, column) {
+                && match (&where_, column.clone()) {
                     (None, _) => true,
                     (Some(w), Some(col)) => {
                         let mut row = serde_json::Map::new();
@@ -904,13 +904,59 @@ pub fn judge(data: &Data, policy: &Policy, target: &TargetFacts, sources: &[Sour
                     }
                     (Some(w), None) => w.may_match(&serde_json::Map::new()),
                 };
+            // Values the `where` spells out that no subset lists: rows in no catalogued
+            // subset, whose provenance the catalog does not give.
+            let uncatalogued: Vec<String> = match (&where_, &column) {
+                (Some(w), Some(col)) if !rest => w
+                    .string_literals()
+                    .into_iter()
+                    .filter(|v| !sf.subsets.iter().any(|l| l.subset.as_ref().is_some_and(|s| s.values.contains(v))))
+                    .filter(|v| {
+                        let mut row = serde_json::Map::new();
+                        row.insert(col.clone(), Value::String(v.clone()));
+                        w.may_match(&row)
+                    })
+                    .collect(),
+                _ => vec![],
+            };
             let mut rules: Vec<Finding> = subs.iter().filter(|s| s.selected).flat_map(|s| s.rules.clone()).collect();
+            if !uncatalogued.is_empty() {
+                let id = Code::UncataloguedRows.id();
+                let col = column.clone().unwrap_or_default();
+                rules.push(Finding {
+                    id: id.into(),
+                    severity: Severity::Conditional,
+                    description: format!(
+                        "rows in no catalogued subset: the `where` selects `{col}` values that no subset of `{}` lists, so how those rows were made is not catalogued",
+                        sf.id
+                    ),
+                    subset: Some("(rows in no catalogued subset)".into()),
+                    facts: vec![
+                        UsedFact { fact: "source.row_filter".into(), item: None, value: Value::String(sf.row_filter.clone().unwrap_or_default()), from: vec![FactOrigin::Recipe { key: "where".into() }] },
+                        UsedFact {
+                            fact: format!("uncatalogued `{col}` values"),
+                            item: None,
+                            value: Value::from(uncatalogued.clone()),
+                            from: vec![FactOrigin::Engine { note: format!("no subset of the catalog entry `{}` lists them", sf.catalog.as_deref().unwrap_or(&sf.id)) }],
+                        },
+                    ],
+                    resolved_by: so.resolve(id, Some(name)),
+                    obligations: vec![],
+                    signoff: Some("how the rows with these values were made, and where that is documented".into()),
+                    hint: Some("check the values against the dataset (a typo selects nothing), or sign off their provenance".into()),
+                    cite: vec![],
+                    license_cite: vec![],
+                });
+            }
             let mut kept: Vec<&Level> = sf.subsets.iter().zip(&subs).filter(|(_, s)| s.selected).map(|(l, _)| l).collect();
             if rest {
                 let tag = "(rows in no catalogued subset)";
                 let r = source_rules(data, policy, target, sf, &sf.whole, None, Some(tag), &mut so);
                 fired_any.extend(r.iter().map(|x| x.id.clone()));
                 rules.extend(r);
+                kept.push(&sf.whole);
+            } else if !uncatalogued.is_empty() {
+                // Their license is the dataset's, as far as anything is known.
                 kept.push(&sf.whole);
             }
             if kept.is_empty() {
@@ -961,7 +1007,7 @@ pub fn judge(data: &Data, policy: &Policy, target: &TargetFacts, sources: &[Sour
 
     for (i, s) in signoffs.iter().enumerate() {
         let rule = policy.rule(&s.rule);
-        let engine_rule = s.rule == Code::AssertionConflict.id();
+        let engine_rule = s.rule == Code::AssertionConflict.id() || s.rule == Code::UncataloguedRows.id();
         let whom = s.source.as_deref().map(|n| format!(" for source `{n}`")).unwrap_or_else(|| " for the target".into());
         if rule.is_none() && !engine_rule {
             let ids: Vec<&str> = policy.rules.iter().map(|r| r.id.as_str()).collect();
