@@ -97,7 +97,9 @@ fn every_rule_of_the_policy_fires_where_it_should() {
     let data = Data::bundled().unwrap();
     let policy = data.policy("neurips-2023", Path::new(".")).unwrap();
     let cases = rule_cases();
-    let covered: BTreeSet<&str> = cases.iter().map(|c| c.0).collect();
+    let mut covered: BTreeSet<&str> = cases.iter().map(|c| c.0).collect();
+    // Needs a DPI collection: `a_dpi_only_disagreement_is_named_as_such`.
+    covered.insert("N23-DPI-DISAGREES");
     for r in &policy.rules {
         assert!(covered.contains(r.id.as_str()), "rule {} has no test case", r.id);
     }
@@ -914,4 +916,28 @@ fn a_where_naming_values_no_subset_lists_is_judged() {
     let a = assess(MISTRAL, &hub("mi", "TIGER-Lab/MathInstruct", "where = \"source IN ('data/CoT/gsm_train.json')\""));
     assert!(!ids(&a, "mi").contains("curate:uncatalogued-rows"));
     assert_eq!(verdict(&a, "mi"), Verdict::Allow);
+}
+
+#[test]
+fn a_dpi_only_disagreement_is_named_as_such() {
+    // The catalog and the (recorded) card agree on CNN/DM's license; a DPI record of
+    // the Flan collection says MIT. That is DPI against the catalog, not the card.
+    let d = Dir::new();
+    d.write(
+        "dpi/data_summaries/Flan.json",
+        r#"{"cnn-dm": {"Hugging Face URL": "https://huggingface.co/datasets/abisee/cnn_dailymail", "Licenses": [{"License": "MIT"}], "Model Generated": []}}"#,
+    );
+    let a = assess_with(MISTRAL, &hub("s", "abisee/cnn_dailymail", ""), &Options { dpi: Some(d.join("dpi")) });
+    let fired = ids(&a, "s");
+    assert!(!fired.contains("N23-CARD-DISAGREES"), "{fired:?}");
+    assert!(fired.contains("N23-DPI-DISAGREES"), "{fired:?}");
+    let f = a.source("s").unwrap().rules.iter().find(|r| r.id == "N23-DPI-DISAGREES").unwrap().clone();
+    let from: String = f.facts[0].from.iter().map(|o| o.to_string()).collect::<Vec<_>>().join("; ");
+    assert!(from.contains("the DPI says `MIT`; the catalog says `Apache-2.0`"), "{from}");
+    // The card against the catalog is the card rule, and names the card.
+    let a = assess(MISTRAL, &hub("s", "stingning/ultrachat", ""));
+    let f = a.source("s").unwrap().rules.iter().find(|r| r.id == "N23-CARD-DISAGREES").unwrap().clone();
+    let from: String = f.facts[0].from.iter().map(|o| o.to_string()).collect::<Vec<_>>().join("; ");
+    assert!(from.contains("the hub card says") && from.contains("the catalog says"), "{from}");
+    assert!(!ids(&a, "s").contains("N23-DPI-DISAGREES"));
 }

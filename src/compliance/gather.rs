@@ -69,6 +69,23 @@ impl FactOrigin {
     }
 }
 
+impl FactOrigin {
+    /// The fact source in a few words (`the catalog`, `the hub card`, `DPI`, …).
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            FactOrigin::Override { .. } => "the recipe's override",
+            FactOrigin::Assertion => "the recipe's assertion",
+            FactOrigin::Catalog { .. } => "the catalog",
+            FactOrigin::HubCard { .. } => "the hub card",
+            FactOrigin::Dpi { .. } => "DPI",
+            FactOrigin::Recipe { .. } => "the recipe",
+            FactOrigin::Models { .. } => "models.toml",
+            FactOrigin::Licenses { .. } => "licenses.toml",
+            FactOrigin::Engine { .. } => "the engine",
+        }
+    }
+}
+
 impl std::fmt::Display for FactOrigin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -145,6 +162,13 @@ impl Observation {
         let set: BTreeSet<String> = m.iter().map(|s| s.trim().to_lowercase()).collect();
         let norm = set.into_iter().collect::<Vec<_>>().join(",");
         Observation { fact: FactKind::GeneratedBy, value: Value::from(m.to_vec()), from, norm }
+    }
+}
+
+impl Observation {
+    /// What the observation is compared by (canonical license text, sorted model ids).
+    pub fn norm(&self) -> &str {
+        &self.norm
     }
 }
 

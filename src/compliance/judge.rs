@@ -52,6 +52,8 @@ pub const SOURCE_FACTS: &[&str] = &[
     "source.license_no_derivatives",
     "source.component_licenses",
     "source.license_disagreement",
+    "source.card_license_disagrees",
+    "source.dpi_license_disagrees",
     "source.subsets_disagree",
     "source.row_filter",
     "source.role",
@@ -490,6 +492,29 @@ pub fn source_facts(data: &Data, policy_id: &str, target: &TargetFacts, sf: &Sou
     if let Some(c) = &lvl.component_licenses {
         m.insert("source.component_licenses", fv(c.value, c.from.clone()));
     }
+    // Which pair disagrees on the license: the hub card, or DPI, against the catalog
+    // (or, for an uncatalogued dataset, against the fact source that decides).
+    let lic_obs: Vec<&super::gather::Observation> = lvl.observations.iter().filter(|o| o.fact == FactKind::License).collect();
+    let reference = lic_obs.iter().find(|o| matches!(o.from, FactOrigin::Catalog { .. })).or(lic_obs.first()).copied();
+    for (key, is_kind, what) in [
+        ("source.card_license_disagrees", (|o: &FactOrigin| matches!(o, FactOrigin::HubCard { .. })) as fn(&FactOrigin) -> bool, "hub card"),
+        ("source.dpi_license_disagrees", |o: &FactOrigin| matches!(o, FactOrigin::Dpi { .. }), "DPI"),
+    ] {
+        let other = lic_obs.iter().find(|o| is_kind(&o.from)).copied();
+        let v = match (reference, other) {
+            (Some(r), Some(o)) if !is_kind(&r.from) && r.norm() != o.norm() => fv(
+                true,
+                vec![
+                    o.from.clone(),
+                    r.from.clone(),
+                    FactOrigin::Engine { note: format!("the {what} says `{}`; {} says `{}`", str_of(&o.value), r.from.kind_name(), str_of(&r.value)) },
+                ],
+            ),
+            (_, None) => fv(false, engine(&format!("no {what} license to compare"))),
+            _ => fv(false, engine(&format!("the {what} license agrees"))),
+        };
+        m.insert(key, v);
+    }
     let lic_dis = lvl.disagreements.iter().find(|d| d.fact == FactKind::License);
     m.insert(
         "source.license_disagreement",
@@ -571,6 +596,10 @@ pub fn source_facts(data: &Data, policy_id: &str, target: &TargetFacts, sf: &Sou
         missing.insert("source.origin", "no fact source (recipe, catalog, hub card, DPI) states how the data was made".into());
     }
     Facts { map: m, items, missing }
+}
+
+fn str_of(v: &Value) -> String {
+    v.as_str().map(String::from).unwrap_or_else(|| v.to_string())
 }
 
 fn num(v: &Value) -> Option<f64> {
