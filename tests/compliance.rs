@@ -941,3 +941,18 @@ fn a_dpi_only_disagreement_is_named_as_such() {
     assert!(from.contains("the hub card says") && from.contains("the catalog says"), "{from}");
     assert!(!ids(&a, "s").contains("N23-DPI-DISAGREES"));
 }
+
+#[test]
+fn the_spdx_or_choice_and_with_exceptions_are_reported() {
+    let a = assess(MISTRAL, &local("s", "license = \"CC-BY-NC-4.0 OR MIT\"\norigin = \"human\"\ngenerated_by = []"));
+    let f = &a.source("s").unwrap().facts["source.license_choice"];
+    assert_eq!(f.value, serde_json::json!(["MIT (over CC-BY-NC-4.0)"]));
+    assert!(a.table().contains("license chosen         MIT (over CC-BY-NC-4.0)"), "{}", a.table());
+    assert!(a.explain("s").unwrap().contains("source.license_choice"), "{}", a.explain("s").unwrap());
+    let a = assess(MISTRAL, &local("s", "license = \"GPL-3.0-only WITH Classpath-exception-2.0\"\norigin = \"human\"\ngenerated_by = []"));
+    let f = &a.source("s").unwrap().facts["source.license_exceptions"];
+    assert_eq!(f.value, serde_json::json!(["Classpath-exception-2.0"]));
+    assert!(a.table().contains("license exception      Classpath-exception-2.0"), "{}", a.table());
+    let v = a.to_json();
+    assert_eq!(v["sources"][0]["facts"]["source.license_exceptions"]["value"][0], "Classpath-exception-2.0");
+}

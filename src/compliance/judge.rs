@@ -50,6 +50,8 @@ pub const SOURCE_FACTS: &[&str] = &[
     "source.license_attribution",
     "source.license_share_alike",
     "source.license_no_derivatives",
+    "source.license_choice",
+    "source.license_exceptions",
     "source.component_licenses",
     "source.license_disagreement",
     "source.card_license_disagrees",
@@ -478,7 +480,17 @@ pub fn source_facts(data: &Data, policy_id: &str, target: &TargetFacts, sf: &Sou
                     m.insert("source.license_use", fv(c.use_.as_str(), from.clone()));
                     m.insert("source.license_attribution", fv(c.attribution, from.clone()));
                     m.insert("source.license_share_alike", fv(c.share_alike, from.clone()));
-                    m.insert("source.license_no_derivatives", fv(c.no_derivatives, from));
+                    m.insert("source.license_no_derivatives", fv(c.no_derivatives, from.clone()));
+                    if !c.choices.is_empty() {
+                        let mut f = from.clone();
+                        f.push(FactOrigin::Engine { note: "an SPDX `OR` lets the licensee choose; the least restrictive known alternative is taken".into() });
+                        m.insert("source.license_choice", fv(c.choices.clone(), f));
+                    }
+                    if !c.exceptions.is_empty() {
+                        let mut f = from;
+                        f.push(FactOrigin::Engine { note: "an SPDX `WITH` exception: reported, not modelled; the base license is judged".into() });
+                        m.insert("source.license_exceptions", fv(c.exceptions.clone(), f));
+                    }
                 }
                 None => {
                     m.insert("source.license_known", fv(false, engine("the license is not an SPDX expression")));

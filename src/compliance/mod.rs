@@ -233,6 +233,12 @@ impl Assessment {
             for (sev, ids) in rule_list(&s.rules) {
                 let _ = writeln!(out, "    {sev:<22} {}", ids.join(", "));
             }
+            for (key, label) in [("source.license_choice", "license chosen"), ("source.license_exceptions", "license exception")] {
+                if let Some(v) = s.facts.get(key).and_then(|f| f.value.as_array()) {
+                    let list: Vec<&str> = v.iter().filter_map(|x| x.as_str()).collect();
+                    let _ = writeln!(out, "    {label:<22} {}", list.join("; "));
+                }
+            }
             for o in &s.overrides {
                 let _ = writeln!(out, "    {:<22} {} = {} (reason: {})", "override", o.fact, o.value, o.reason);
             }
