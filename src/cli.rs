@@ -218,6 +218,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         },
     };
     let mut recipe = recipe::load(&recipe_path)?;
+    recipe.require_formats()?;
     // Refuse an output path that is not curate's to replace before any work is done.
     crate::output::check_target(run.out.as_deref().unwrap_or(&recipe.output_dir))?;
     crate::output::install_interrupt_cleanup()?;
@@ -353,6 +354,7 @@ fn lock(path: &std::path::Path, check: bool, g: &Global) -> anyhow::Result<ExitC
 /// `curate fetch`: the lock, then every file into the cache.
 fn fetch_only(path: &std::path::Path, g: &Global) -> anyhow::Result<ExitCode> {
     let recipe = recipe::load(path)?;
+    recipe.require_formats()?;
     let f = fetcher(g)?;
     let r = fetch::resolve(&recipe, &f, fetch::Mode::UseLock)?;
     report_lock(&r, &recipe, g.quiet);

@@ -119,6 +119,7 @@ struct Clocks {
 }
 
 pub fn run(recipe: &Recipe, opts: &RunOptions) -> anyhow::Result<RunSummary> {
+    recipe.require_formats()?;
     let started = Instant::now();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.threads.max(1))

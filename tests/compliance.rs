@@ -390,6 +390,10 @@ fn a_license_that_is_not_spdx_is_a_recipe_error() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("is not an SPDX expression"), "{e}");
+    let e = curate::recipe::parse(Path::new("/r/recipe.toml"), &recipe_text(MISTRAL, &local("s", "license = \"mit\"")))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("license `mit` is not an SPDX expression") && e.contains("did you mean `MIT`?"), "{e}");
 }
 
 // ---------------------------------------------------------------------------
@@ -955,4 +959,15 @@ fn the_spdx_or_choice_and_with_exceptions_are_reported() {
     assert!(a.table().contains("license exception      Classpath-exception-2.0"), "{}", a.table());
     let v = a.to_json();
     assert_eq!(v["sources"][0]["facts"]["source.license_exceptions"]["value"][0], "Classpath-exception-2.0");
+}
+
+#[test]
+fn check_needs_no_format_but_run_does() {
+    let d = Dir::new();
+    let body = "[[source]]\nname = \"dolly\"\nhf = \"databricks/databricks-dolly-15k\"\n[[source]]\nname = \"gsm\"\nhf = \"openai/gsm8k\"\n";
+    let r = write_recipe(&d, MISTRAL, body);
+    let o = d.curate(&["check", &r]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = fails(&d.curate(&["--offline", &r]));
+    assert!(err.contains("`dolly`, `gsm` have no `format`") && err.contains("format = \"text\""), "{err}");
 }

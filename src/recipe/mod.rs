@@ -214,6 +214,9 @@ pub struct Source {
     pub inputs: Vec<PathBuf>,
     pub reader: Option<ReaderKind>,
     pub mapping: Mapping,
+    /// `format` was written. `curate check` judges a source without one; reading it
+    /// needs one ([`Recipe::require_formats`]).
+    pub format_given: bool,
     pub provenance: Provenance,
     /// `override = { …, reason }`: facts above every other fact source.
     pub override_: Option<FactOverride>,
@@ -442,6 +445,22 @@ pub fn load(path: &Path) -> Result<Recipe, anyhow::Error> {
         )
     })?;
     Ok(parse(path, &text)?)
+}
+
+impl Recipe {
+    /// Every source that will be read names its `format`; `check` and `explain` need
+    /// none, so a recipe that lists hub ids only to judge them may leave it out.
+    pub fn require_formats(&self) -> anyhow::Result<()> {
+        let missing: Vec<&str> = self.sources.iter().filter(|s| !s.format_given).map(|s| s.name.as_str()).collect();
+        if !missing.is_empty() {
+            anyhow::bail!(
+                "recipe `{}`: source(s) `{}` have no `format`, which reading them needs\nhint: add `format = \"text\"`, `\"instruction\"` or `\"chat\"` (`curate check` judges sources without one)",
+                self.path.display(),
+                missing.join("`, `")
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Parse and check recipe text; `path` names the file in diagnostics and anchors
@@ -841,6 +860,7 @@ fn validate(
                 inputs,
                 reader,
                 mapping: m.clone(),
+                format_given: rs.format.is_some(),
                 provenance: Provenance {
                     license: rs.license,
                     origin,
@@ -1046,6 +1066,7 @@ fn helm_sources(
                 inputs: Vec::new(),
                 reader: None,
                 mapping: Mapping::Text { text: field.to_string() },
+                format_given: true,
                 provenance: Provenance::default(),
                 override_: None,
                 where_: None,
@@ -1323,10 +1344,11 @@ fn validate_policy(
 /// id is known is the compliance engine's business (an unknown one is a finding there).
 fn check_license(name: &str, l: &str, span: Option<Range<usize>>, diags: &mut Vec<Diagnostic>) {
     if let Err(e) = crate::compliance::spdx_expr::parse(l) {
-        diags.push(
-            Diagnostic::new(format!("source `{name}`: license `{l}` is not an SPDX expression: {e}"), span)
-                .with_hint("use SPDX ids joined by AND / OR / WITH, e.g. `CC-BY-SA-3.0` or `MIT AND CC-BY-4.0`; `LicenseRef-<name>` for others"),
-        );
+        let hint = match crate::compliance::spdx_expr::suggest(l) {
+            Some(s) => format!("did you mean `{s}`? SPDX ids are case-sensitive"),
+            None => "use SPDX ids joined by AND / OR / WITH, e.g. `CC-BY-SA-3.0` or `MIT AND CC-BY-4.0`; `LicenseRef-<name>` for others".into(),
+        };
+        diags.push(Diagnostic::new(format!("source `{name}`: license `{l}` is not an SPDX expression: {e}"), span).with_hint(hint));
     }
 }
 
@@ -1460,13 +1482,11 @@ fn build_mapping(
             diags.push(d);
             return None;
         }
-        None => {
-            diags.push(
-                Diagnostic::new(format!("source `{name}` has no `format`"), sat("name"))
-                    .with_hint("add `format = \"text\"`, `\"instruction\"` or `\"chat\"`"),
-            );
-            return None;
-        }
+        // Judging a source needs no format; reading it does (`Recipe::require_formats`).
+        None => (
+            Some(Mapping::Text { text: f.text.clone().unwrap_or_else(|| "text".into()) }),
+            &["text", "instruction", "input", "output", "system", "instances", "messages", "role", "content"],
+        ),
     };
     let set: Vec<(&str, bool)> = vec![
         ("text", f.text.is_some()),
