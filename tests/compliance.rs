@@ -495,7 +495,7 @@ const CATALOGUED: &[(&str, &str, &[&str])] = &[
     ("openai/gsm8k", "allow", &[]),
     ("hendrycks/competition_math", "allow", &[]),
     ("deepmind/aqua_rat", "allow", &[]),
-    ("allenai/math_qa", "conditional", &["N23-LICENSE-KNOWN"]),
+    ("allenai/math_qa", "allow", &[]),
     ("wenhu/TheoremQA", "reject", &["N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID", "N23-NO-OPENAI-OUTPUT"]),
     ("nuprl/leetcode-solutions-python-testgen-gpt4", "reject", &["N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID", "N23-LICENSE-KNOWN", "N23-NO-OPENAI-OUTPUT"]),
     ("derek-thomas/ScienceQA", "allow", &[]),
@@ -970,4 +970,23 @@ fn check_needs_no_format_but_run_does() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let err = fails(&d.curate(&["--offline", &r]));
     assert!(err.contains("`dolly`, `gsm` have no `format`") && err.contains("format = \"text\""), "{err}");
+}
+
+#[test]
+fn an_unofficial_llama_1_upload_needs_a_signoff() {
+    let a = assess("huggyllama/llama-7b", &hub("d", "databricks/databricks-dolly-15k", ""));
+    assert_eq!(a.judgement.target.verdict, Verdict::Conditional);
+    assert!(target_ids(&a).contains("N23-BASE-LEGITIMATE"));
+    let body = format!(
+        "{}[[policy.signoff]]\nrule = \"N23-BASE-LEGITIMATE\"\nby = \"team lead\"\nreason = \"weights from Meta's research-access grant of 2023-03-01; sha256 identical\"\n",
+        hub("d", "databricks/databricks-dolly-15k", "")
+    );
+    assert_eq!(assess("huggyllama/llama-7b", &body).judgement.target.verdict, Verdict::Allow);
+}
+
+#[test]
+fn a_catalogued_license_follows_the_card_where_the_evidence_agrees() {
+    let a = assess(MISTRAL, &hub("s", "allenai/math_qa", ""));
+    assert_eq!(a.source("s").unwrap().facts["source.license"].value, "Apache-2.0");
+    assert!(!ids(&a, "s").contains("N23-LICENSE-KNOWN") && !ids(&a, "s").contains("N23-CARD-DISAGREES"), "{:?}", ids(&a, "s"));
 }
