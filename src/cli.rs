@@ -104,6 +104,8 @@ enum Command {
         recipe: PathBuf,
         /// The source's name in the recipe.
         source: String,
+        /// A Data Provenance Initiative collection (the folder holding `data_summaries/`)
+        /// to cross-check facts against; overrides the recipe's `[policy] dpi`.
         #[arg(long, value_name = "PATH")]
         dpi: Option<PathBuf>,
     },
@@ -401,6 +403,13 @@ fn explain(path: &std::path::Path, source: &str, dpi: Option<PathBuf>) -> anyhow
     match a.explain(source) {
         Some(text) => {
             print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        None if recipe.sources.iter().any(|s| s.name == source && s.role == recipe::SourceRole::Eval) => {
+            println!(
+                "source `{source}` is an eval source (`role = \"eval\"`): it is read only to decontaminate the training data against, never trained on, so policy `{}` does not judge it",
+                a.policy.meta.id
+            );
             Ok(ExitCode::SUCCESS)
         }
         None => {

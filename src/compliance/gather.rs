@@ -97,7 +97,8 @@ impl std::fmt::Display for FactOrigin {
                     write!(f, " subset `{s}`")?;
                 }
                 write!(f, " (licenses/{file}")?;
-                if !evidence.is_empty() {
+                // `{:#}` leaves the evidence out (`explain` prints it once per source).
+                if !evidence.is_empty() && !f.alternate() {
                     write!(f, "; evidence: {}", evidence.join(", "))?;
                 }
                 write!(f, ")")

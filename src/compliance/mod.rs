@@ -138,6 +138,26 @@ pub struct Counts {
     pub rejected: usize,
 }
 
+/// Comma-separated words in lines of at most about `width` characters.
+fn wrap(words: &[String], width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    for (i, w) in words.iter().enumerate() {
+        let piece = if i + 1 < words.len() { format!("{w},") } else { w.clone() };
+        if !cur.is_empty() && cur.len() + 1 + piece.len() > width {
+            lines.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(&piece);
+    }
+    if !cur.is_empty() {
+        lines.push(cur);
+    }
+    lines
+}
+
 /// Rule ids with the subsets each fired in, under (severity, most severe first; resolved).
 type Groups = BTreeMap<(std::cmp::Reverse<Severity>, bool), Vec<(String, Vec<String>)>>;
 
@@ -400,6 +420,18 @@ impl Assessment {
         match &s.catalog {
             Some(c) => {
                 let _ = writeln!(out, "catalog entry: `{c}`");
+                // The evidence once, not on every fact it supports.
+                if let Some(d) = self.data.dataset(c) {
+                    let mut urls: Vec<&str> = Vec::new();
+                    for e in d.evidence.iter().chain(d.subset.iter().flat_map(|x| &x.evidence)) {
+                        if !urls.contains(&e.url.as_str()) {
+                            urls.push(&e.url);
+                        }
+                    }
+                    for u in urls {
+                        let _ = writeln!(out, "  evidence: {u}");
+                    }
+                }
             }
             None => out.push_str("catalog entry: none (only the recipe and DPI can say anything about it)\n"),
         }
@@ -415,14 +447,14 @@ impl Assessment {
             }
             for (i, o) in obs.iter().enumerate() {
                 let lead = if i == 0 { format!("{kind:<13}") } else { format!("{:<13}", "  also") };
-                let _ = writeln!(out, "  {lead} {}  <- {}", o.value, o.from);
+                let _ = writeln!(out, "  {lead} {}  <- {:#}", o.value, o.from);
             }
         }
         for (k, v) in &s.facts {
             if matches!(*k, "source.license" | "source.origin" | "source.generators") {
                 continue;
             }
-            let from: Vec<String> = v.from.iter().map(|o| o.to_string()).collect();
+            let from: Vec<String> = v.from.iter().map(|o| format!("{o:#}")).collect();
             let _ = writeln!(out, "  {k:<34} {}  <- {}", v.value, from.join("; "));
         }
         if s.disagreements.is_empty() {
@@ -430,8 +462,10 @@ impl Assessment {
         } else {
             out.push_str("\ndisagreements (reported, never hidden):\n");
             for d in &s.disagreements {
-                let parts: Vec<String> = d.observations.iter().map(|o| format!("{} says {}", o.from, o.value)).collect();
-                let _ = writeln!(out, "  {}: {}", d.fact.as_str(), parts.join("; "));
+                let _ = writeln!(out, "  {}:", d.fact.as_str());
+                for o in &d.observations {
+                    let _ = writeln!(out, "    {:#} says {}", o.from, o.value);
+                }
             }
         }
 
@@ -444,9 +478,13 @@ impl Assessment {
             let _ = writeln!(out, "  [{}] {}{sub}: {}{status}", r.severity.as_str(), r.id, r.description);
             for u in &r.facts {
                 let item = u.item.as_deref().map(|i| format!(" of `{i}`")).unwrap_or_default();
-                let from: Vec<String> = u.from.iter().map(|o| o.to_string()).collect();
-                let from = if from.is_empty() { "no fact source knows it".to_string() } else { from.join("; ") };
-                let _ = writeln!(out, "      {}{item} = {}  <- {from}", u.fact, u.value);
+                let _ = writeln!(out, "      {}{item} = {}", u.fact, u.value);
+                if u.from.is_empty() {
+                    out.push_str("          <- no fact source knows it\n");
+                }
+                for o in &u.from {
+                    let _ = writeln!(out, "          <- {o:#}");
+                }
             }
             for o in &r.obligations {
                 let _ = writeln!(out, "      obligation: {} {}", o.kind.as_str(), o.params.join(", "));
@@ -454,16 +492,16 @@ impl Assessment {
             for c in &r.cite {
                 match (&c.quote, &c.note) {
                     (Some(q), _) => {
-                        let _ = writeln!(out, "      cites {} <{}>: \"{q}\"", c.source, c.url);
+                        let _ = writeln!(out, "      cites {} <{}>:\n        \"{q}\"", c.source, c.url);
                     }
                     (None, Some(n)) => {
-                        let _ = writeln!(out, "      cites {} <{}> (note: {n})", c.source, c.url);
+                        let _ = writeln!(out, "      cites {} <{}>, note:\n        {n}", c.source, c.url);
                     }
                     _ => {}
                 }
             }
             for c in &r.license_cite {
-                let _ = writeln!(out, "      rests on {} {}: \"{}\" <{}>", c.license, c.clause, c.quote, c.url);
+                let _ = writeln!(out, "      rests on {} {} <{}>:\n        \"{}\"", c.license, c.clause, c.url, c.quote);
             }
             if r.resolved_by.is_none()
                 && let Some(sg) = &r.signoff
@@ -502,7 +540,10 @@ impl Assessment {
             }
         }
         if !s.not_fired.is_empty() {
-            let _ = writeln!(out, "\nrules that did not fire: {}", s.not_fired.join(", "));
+            out.push_str("\nrules that did not fire:\n");
+            for line in wrap(&s.not_fired, 96) {
+                let _ = writeln!(out, "  {line}");
+            }
         }
         out.push_str("\ntarget rules that fired:\n");
         if j.target.rules.is_empty() {
