@@ -1041,3 +1041,40 @@ fn the_clarification_list_is_quoted_not_paraphrased() {
     assert!(quotes("N23-SAME-FAMILY").iter().any(|q| q.contains("only consumed by Llama2") && q.contains("like qwen")));
     assert!(quotes("N23-SAME-FAMILY-OBLIGATION").iter().any(|q| q.contains("internlm (apache 2 license)")));
 }
+
+#[test]
+fn a_renamed_hub_id_matches_both_ways_and_a_legacy_id_resolves() {
+    // The recipe parser accepts a legacy bare id and resolves it.
+    let r = source_of(&hub("g", "gsm8k", ""));
+    assert_eq!(r.sources[0].hf.as_deref(), Some("openai/gsm8k"));
+    assert_eq!(r.sources[0].hf_legacy.as_deref(), Some("gsm8k"));
+    let a = assess(MISTRAL, &hub("g", "gsm8k", ""));
+    assert_eq!(a.source("g").unwrap().catalog.as_deref(), Some("openai/gsm8k"));
+    let notes = a.diagnostics_text();
+    assert!(notes.contains("`hf = \"gsm8k\"` is a legacy id; it resolved to `openai/gsm8k`") && notes.contains("curate:hub-id-renamed"), "{notes}");
+    // A bare id the table does not know is still refused.
+    let e = curate::recipe::parse(Path::new("/r/recipe.toml"), &recipe_text(MISTRAL, &hub("x", "no_such_dataset", ""))).unwrap_err().to_string();
+    assert!(e.contains("is not a hub id"), "{e}");
+    // DPI records under the old id match a source under the new one, and back.
+    let d = Dir::new();
+    d.write(
+        "dpi/data_summaries/Old.json",
+        r#"{"glue-old": {"Hugging Face URL": "https://huggingface.co/datasets/glue", "Licenses": [{"License": "CC BY 4.0"}], "Model Generated": []},
+            "qa-new": {"Hugging Face URL": "https://huggingface.co/datasets/tau/commonsense_qa", "Licenses": [{"License": "MIT License"}], "Model Generated": []}}"#,
+    );
+    let opts = Options { dpi: Some(d.join("dpi")) };
+    let a = assess_with(MISTRAL, &hub("g", "nyu-mll/glue", ""), &opts);
+    assert_eq!(a.source("g").unwrap().facts["source.license"].value, "CC-BY-4.0", "old id in DPI, new id in the recipe");
+    let a = assess_with(MISTRAL, &hub("q", "commonsense_qa", ""), &opts);
+    assert_eq!(a.source("q").unwrap().facts["source.license"].value, "MIT", "new id in DPI, old id in the recipe");
+}
+
+#[test]
+fn the_rename_table_is_well_formed() {
+    let renames = curate::compliance::cfg::hub_renames();
+    assert!(renames.len() >= 10);
+    for r in renames {
+        assert!(!r.from.contains('/') && r.to.matches('/').count() == 1, "{r:?}");
+        assert!(r.evidence.starts_with("https://"), "{r:?}");
+    }
+}

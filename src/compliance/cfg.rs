@@ -26,6 +26,7 @@ pub const SCHEMA: u32 = 1;
 pub const BUNDLED: &[(&str, &str)] = &[
     ("licenses.toml", include_str!("../../licenses/licenses.toml")),
     ("models.toml", include_str!("../../licenses/models.toml")),
+    ("hub-renames.toml", include_str!("../../licenses/hub-renames.toml")),
     ("catalog/evaluation.toml", include_str!("../../licenses/catalog/evaluation.toml")),
     ("catalog/human-written.toml", include_str!("../../licenses/catalog/human-written.toml")),
     ("catalog/math-reasoning.toml", include_str!("../../licenses/catalog/math-reasoning.toml")),
@@ -238,6 +239,53 @@ pub struct ModelInfo<'a> {
     pub license: String,
     pub outputs_may_train: OutputsMayTrain,
     pub outputs_same_family: Vec<String>,
+}
+
+// ---------------------------------------------------------------------------
+// hub-renames.toml
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+struct RenamesFile {
+    schema: Option<u32>,
+    #[serde(default)]
+    rename: Vec<Rename>,
+}
+
+/// A hub dataset that moved from a bare name to an organisation.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Rename {
+    pub from: String,
+    pub to: String,
+    pub evidence: String,
+}
+
+/// The bundled rename table, read once (the recipe parser resolves legacy ids with it).
+pub fn hub_renames() -> &'static [Rename] {
+    static TABLE: std::sync::OnceLock<Vec<Rename>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let (name, text) = BUNDLED.iter().find(|(n, _)| *n == "hub-renames.toml").expect("bundled");
+        let mut diags = Vec::new();
+        read_toml::<RenamesFile>(name, text, &mut diags).map(|f| f.rename).unwrap_or_default()
+    })
+}
+
+/// The current id of a legacy bare hub id (`gsm8k` → `openai/gsm8k`), case-insensitive.
+pub fn renamed_hub_id(id: &str) -> Option<&'static Rename> {
+    hub_renames().iter().find(|r| r.from.eq_ignore_ascii_case(id))
+}
+
+/// The other id of a renamed dataset, either way (`gsm8k` ↔ `openai/gsm8k`).
+pub fn other_hub_id(id: &str) -> Option<&'static str> {
+    hub_renames().iter().find_map(|r| {
+        if r.from.eq_ignore_ascii_case(id) {
+            Some(r.to.as_str())
+        } else if r.to.eq_ignore_ascii_case(id) {
+            Some(r.from.as_str())
+        } else {
+            None
+        }
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -680,6 +728,9 @@ impl Data {
         };
         files.extend(read("licenses.toml".into()));
         files.extend(read("models.toml".into()));
+        if dir.join("hub-renames.toml").is_file() {
+            files.extend(read("hub-renames.toml".into()));
+        }
         let mut names: Vec<String> = std::fs::read_dir(dir.join("catalog"))
             .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
             .unwrap_or_default();
@@ -715,6 +766,11 @@ impl Data {
                     check_schema(name, f.schema, &mut diags);
                     families = f.family;
                     approval_sources = f.approval_sources;
+                }
+            } else if name == "hub-renames.toml" {
+                if let Some(f) = read_toml::<RenamesFile>(name, text, &mut diags) {
+                    check_schema(name, f.schema, &mut diags);
+                    check_renames(name, &f.rename, &mut diags);
                 }
             } else if name.starts_with("catalog/") {
                 if let Some(f) = read_toml::<CatalogFile>(name, text, &mut diags) {
@@ -872,9 +928,13 @@ impl Data {
         self.dpi_names.get(&name.to_lowercase()).map(String::as_str)
     }
 
-    /// The catalog entry for a hub id or alias (case-insensitive).
+    /// The catalog entry for a hub id or alias (case-insensitive), or for the other id
+    /// of a renamed dataset (`hub-renames.toml`, either way).
     pub fn dataset(&self, id: &str) -> Option<&Dataset> {
-        self.catalog_index.get(&id.to_lowercase()).map(|&i| &self.catalog[i])
+        let direct = self.catalog_index.get(&id.to_lowercase());
+        direct
+            .or_else(|| other_hub_id(id).and_then(|o| self.catalog_index.get(&o.to_lowercase())))
+            .map(|&i| &self.catalog[i])
     }
 
     pub fn family(&self, id: &str) -> Option<&Family> {
@@ -1004,6 +1064,26 @@ impl Data {
             Ok(Policy { meta: raw.policy, sources: raw.sources, rules, file: file.to_string() })
         } else {
             Err(DataError { diagnostics: diags })
+        }
+    }
+}
+
+/// Each rename: a bare old id, an `org/name` new id, an evidence address, no repeats.
+fn check_renames(file: &str, list: &[Rename], diags: &mut Vec<DataDiag>) {
+    let mut seen = BTreeSet::new();
+    for r in list {
+        let mut d = |m: String| diags.push(DataDiag { file: file.into(), line: None, message: format!("rename `{}` → `{}`: {m}", r.from, r.to) });
+        if r.from.is_empty() || r.from.contains('/') {
+            d("`from` is a bare (legacy) id without `/`".into());
+        }
+        if r.to.split('/').count() != 2 || r.to.split('/').any(str::is_empty) {
+            d("`to` is an `org/name` hub id".into());
+        }
+        if !r.evidence.starts_with("https://") && !r.evidence.starts_with("http://") {
+            d(format!("evidence `{}` is not a web address", r.evidence));
+        }
+        if !seen.insert(r.from.to_lowercase()) || !seen.insert(r.to.to_lowercase()) {
+            d("an id is renamed twice".into());
         }
     }
 }

@@ -69,10 +69,12 @@ pub enum Code {
     WhereSelectsNothing,
     /// Hub cards were not consulted for some hub sources (offline, or local data).
     HubCardsOffline,
+    /// A source names a dataset by its legacy bare id, resolved to its current id.
+    HubIdRenamed,
 }
 
 impl Code {
-    pub const ALL: [Code; 8] = [
+    pub const ALL: [Code; 9] = [
         Code::AssertionConflict,
         Code::UncataloguedRows,
         Code::SignoffUnused,
@@ -81,6 +83,7 @@ impl Code {
         Code::DpiUnreadable,
         Code::WhereSelectsNothing,
         Code::HubCardsOffline,
+        Code::HubIdRenamed,
     ];
 
     pub fn id(self) -> &'static str {
@@ -93,6 +96,7 @@ impl Code {
             Code::DpiUnreadable => "curate:dpi-unreadable",
             Code::WhereSelectsNothing => "curate:where-selects-nothing",
             Code::HubCardsOffline => "curate:hub-cards-offline",
+            Code::HubIdRenamed => "curate:hub-id-renamed",
         }
     }
 
@@ -107,7 +111,7 @@ impl Code {
             | Code::WhereSelectsNothing => {
                 Level::Warning
             }
-            Code::HubCardsOffline => Level::Note,
+            Code::HubCardsOffline | Code::HubIdRenamed => Level::Note,
         }
     }
 
@@ -123,6 +127,7 @@ impl Code {
             Code::DpiUnreadable => "a file of the DPI collection could not be read and was skipped",
             Code::WhereSelectsNothing => "the `where` selects none of the source's catalogued subsets",
             Code::HubCardsOffline => "hub cards were not read for some hub sources: offline, or their data is local",
+            Code::HubIdRenamed => "a legacy bare hub id was resolved to the dataset's current id (licenses/hub-renames.toml)",
         }
     }
 }

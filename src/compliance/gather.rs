@@ -568,6 +568,9 @@ pub fn source_with(
             ids.push(d.id.clone());
             ids.extend(d.aliases.iter().cloned());
         }
+        // A renamed dataset's DPI records may use either id.
+        let others: Vec<String> = ids.iter().filter_map(|i| super::cfg::other_hub_id(i)).map(String::from).collect();
+        ids.extend(others);
         let refs: &[DpiRef] = ds.map(|d| d.dpi.as_slice()).unwrap_or(&[]);
         let recs = if ids.is_empty() && refs.is_empty() { vec![] } else { dpi.matching(&ids, refs) };
         if !recs.is_empty() {

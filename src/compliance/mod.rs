@@ -90,6 +90,16 @@ pub fn assess_with_cards(recipe: &Recipe, opts: &Options, cards: &dyn gather::Ca
             ));
         }
     }
+    for s in &recipe.sources {
+        if let (Some(old), Some(new)) = (&s.hf_legacy, &s.hf) {
+            let ev = cfg::renamed_hub_id(old).map(|r| format!("; {}", r.evidence)).unwrap_or_default();
+            judgement.diagnostics.push(diags::Diag::new(
+                diags::Code::HubIdRenamed,
+                Some(&s.name),
+                format!("source `{}`: `hf = \"{old}\"` is a legacy id; it resolved to `{new}` (licenses/hub-renames.toml{ev})", s.name),
+            ));
+        }
+    }
     let unread: Vec<&str> =
         recipe.sources.iter().filter_map(|s| s.hf.as_deref()).filter(|h| cards.card(h).is_none()).collect();
     if !unread.is_empty() {

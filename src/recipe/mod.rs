@@ -200,8 +200,11 @@ pub struct Source {
     pub name: String,
     /// Position in the recipe (0-based), the default dedup precedence.
     pub index: usize,
-    /// The Hugging Face hub id that identifies the dataset (`hf`).
+    /// The Hugging Face hub id that identifies the dataset (`hf`); a legacy bare id
+    /// that `licenses/hub-renames.toml` knows is replaced by its current id.
     pub hf: Option<String>,
+    /// The legacy id the recipe wrote, when `hf` was resolved from it.
+    pub hf_legacy: Option<String>,
     /// The hub revision (`revision`), when written; `main` otherwise.
     pub revision: Option<String>,
     pub split: Option<String>,
@@ -660,7 +663,7 @@ fn validate(
 
     let mut names = HashSet::new();
     let mut sources = Vec::new();
-    for (i, rs) in raw.sources.into_iter().enumerate() {
+    for (i, mut rs) in raw.sources.into_iter().enumerate() {
         let idx = i.to_string();
         let sat = |k: &str| at(&["source", &idx, k]);
         let src_at = at(&["source", &idx]);
@@ -682,6 +685,16 @@ fn validate(
                 format!("source-{i}")
             }
         };
+        // A legacy bare id (`gsm8k`) that the hub moved to an organisation resolves to
+        // its current id; `check` notes which.
+        let mut hf_legacy = None;
+        if let Some(id) = rs.hf.clone()
+            && !id.contains('/')
+            && let Some(r) = crate::compliance::cfg::renamed_hub_id(&id)
+        {
+            hf_legacy = Some(id);
+            rs.hf = Some(r.to.clone());
+        }
         if let Some(id) = &rs.hf
             && !valid_hub_id(id)
         {
@@ -861,6 +874,7 @@ fn validate(
                 reader,
                 mapping: m.clone(),
                 format_given: rs.format.is_some(),
+                hf_legacy,
                 provenance: Provenance {
                     license: rs.license,
                     origin,
@@ -1067,6 +1081,7 @@ fn helm_sources(
                 reader: None,
                 mapping: Mapping::Text { text: field.to_string() },
                 format_given: true,
+                hf_legacy: None,
                 provenance: Provenance::default(),
                 override_: None,
                 where_: None,
