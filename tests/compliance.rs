@@ -496,6 +496,8 @@ const CATALOGUED: &[(&str, &str, &[&str])] = &[
     ("hendrycks/competition_math", "allow", &[]),
     ("deepmind/aqua_rat", "allow", &[]),
     ("allenai/math_qa", "allow", &[]),
+    ("allenai/quac", "allow", &[]),
+    ("allenai/ai2_arc", "allow", &[]),
     ("wenhu/TheoremQA", "reject", &["N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID", "N23-NO-OPENAI-OUTPUT"]),
     ("nuprl/leetcode-solutions-python-testgen-gpt4", "reject", &["N23-GEN-APPROVED-BASE", "N23-GEN-TERMS-FORBID", "N23-LICENSE-KNOWN", "N23-NO-OPENAI-OUTPUT"]),
     ("derek-thomas/ScienceQA", "allow", &[]),
@@ -1077,4 +1079,59 @@ fn the_rename_table_is_well_formed() {
         assert!(!r.from.contains('/') && r.to.matches('/').count() == 1, "{r:?}");
         assert!(r.evidence.starts_with("https://"), "{r:?}");
     }
+}
+
+// ---------------------------------------------------------------------------
+// Real entries: recipes/neurips-2023/ and their golden verdicts
+// ---------------------------------------------------------------------------
+
+/// Each recipe under recipes/neurips-2023/ reconstructs a real entry's data mix; its
+/// `curate check --json --offline` output is committed beside it as `<name>.check.json`.
+/// `CURATE_UPDATE_DOCS=1` rewrites the golden files.
+#[test]
+fn the_real_entries_get_their_golden_verdicts() {
+    let dir = repo().join("recipes/neurips-2023");
+    let mut recipes: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    recipes.sort();
+    assert!(recipes.len() >= 3, "{recipes:?}");
+    let d = Dir::new();
+    let mut stale = Vec::new();
+    for r in &recipes {
+        let o = d.curate(&["check", "--json", "--offline", r.to_str().unwrap()]);
+        assert!(matches!(o.status.code(), Some(0 | 1)), "{}: {}", r.display(), stderr(&o));
+        let got = String::from_utf8(o.stdout).unwrap();
+        serde_json::from_str::<serde_json::Value>(&got).expect("JSON");
+        let golden = r.with_extension("check.json");
+        let want = std::fs::read_to_string(&golden).unwrap_or_default();
+        if got != want {
+            if std::env::var_os("CURATE_UPDATE_DOCS").is_some() {
+                std::fs::write(&golden, &got).unwrap();
+            } else {
+                stale.push(golden.display().to_string());
+            }
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "golden verdicts differ: {}; review the change, then run `CURATE_UPDATE_DOCS=1 cargo test --test compliance the_real_entries` and commit",
+        stale.join(", ")
+    );
+    // What the rules flag in each, as docs/compliance.md describes it.
+    let verdicts = |name: &str| -> Vec<(String, String)> {
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{name}.check.json"))).unwrap()).unwrap();
+        v["sources"].as_array().unwrap().iter().map(|s| (s["name"].as_str().unwrap().to_string(), s["verdict"].as_str().unwrap().to_string())).collect()
+    };
+    let not_allowed = |name: &str| -> Vec<String> { verdicts(name).into_iter().filter(|(_, v)| v != "allow").map(|(n, v)| format!("{n}:{v}")).collect() };
+    assert_eq!(not_allowed("upaya07-4090-mistral"), vec!["openqa:conditional"]);
+    assert_eq!(not_allowed("msr-india-mistral"), vec!["bigbench:conditional", "truthfulqa:conditional", "bbq:conditional"]);
+    assert_eq!(
+        not_allowed("knovel-4090-mistral"),
+        vec!["bbq:conditional", "mmlu:conditional", "truthfulqa:conditional", "xsum:conditional", "bigbench:conditional", "samsum:conditional", "cot:conditional"]
+    );
+    assert!(verdicts("upaya07-4090-mistral").iter().all(|(_, v)| v != "reject"), "no entry used rejected data");
 }

@@ -33,6 +33,7 @@ pub const BUNDLED: &[(&str, &str)] = &[
     ("catalog/model-generated.toml", include_str!("../../licenses/catalog/model-generated.toml")),
     ("catalog/preference.toml", include_str!("../../licenses/catalog/preference.toml")),
     ("catalog/pretraining.toml", include_str!("../../licenses/catalog/pretraining.toml")),
+    ("catalog/question-answering.toml", include_str!("../../licenses/catalog/question-answering.toml")),
     ("catalog/task-collections.toml", include_str!("../../licenses/catalog/task-collections.toml")),
     ("policies/neurips-2023.toml", include_str!("../../licenses/policies/neurips-2023.toml")),
 ];
