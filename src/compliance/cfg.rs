@@ -1201,6 +1201,29 @@ mod tests {
     }
 
     #[test]
+    fn every_catalog_entry_has_its_fields_and_well_formed_evidence() {
+        let data = Data::bundled().unwrap();
+        let url_ok = |u: &str| {
+            u.starts_with("https://")
+                && !u.contains(char::is_whitespace)
+                && u["https://".len()..].split('/').next().is_some_and(|host| host.contains('.') && !host.is_empty())
+        };
+        for ds in &data.catalog {
+            assert!(!ds.id.trim().is_empty() && !ds.name.trim().is_empty(), "{ds:?}");
+            assert!(spdx_expr::parse(&ds.license).is_ok(), "{}: license", ds.id);
+            assert!(!ds.evidence.is_empty(), "{}: no evidence", ds.id);
+            for e in ds.evidence.iter().chain(ds.subset.iter().flat_map(|s| &s.evidence)) {
+                assert!(url_ok(&e.url), "{}: evidence URL `{}`", ds.id, e.url);
+                assert!(!e.says.trim().is_empty(), "{}: evidence {} says nothing", ds.id, e.url);
+                assert!(!e.fact.trim().is_empty(), "{}: evidence {} names no fact", ds.id, e.url);
+            }
+            for s in &ds.subset {
+                assert!(!s.name.trim().is_empty() && !s.evidence.is_empty(), "{} subset {}", ds.id, s.name);
+            }
+        }
+    }
+
+    #[test]
     fn every_catalogued_generator_belongs_to_a_family() {
         let data = Data::bundled().unwrap();
         for ds in &data.catalog {
