@@ -135,6 +135,8 @@ enum Command {
         recipe: PathBuf,
         /// The source's name in the recipe.
         source: String,
+        /// A Data Provenance Initiative collection (the folder holding `data_summaries/`)
+        /// to cross-check facts against; overrides the recipe's `[policy] dpi`.
         #[arg(long, value_name = "PATH")]
         dpi: Option<PathBuf>,
     },
@@ -276,6 +278,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 /// the compliance check: everything a run or a plan needs before its first task.
 fn prepare(path: &std::path::Path, run: &RunArgs, dpi: Option<PathBuf>, global: &Global) -> anyhow::Result<(recipe::Recipe, RunOptions)> {
     let mut recipe = recipe::load(path)?;
+    recipe.require_formats()?;
     // Refuse an output path that is not curate's to replace before any work is done.
     crate::output::check_target(run.out.as_deref().unwrap_or(&recipe.output_dir))?;
     crate::output::install_interrupt_cleanup()?;
@@ -426,6 +429,7 @@ fn lock(path: &std::path::Path, check: bool, g: &Global) -> anyhow::Result<ExitC
 /// `curate fetch`: the lock, then every file into the cache.
 fn fetch_only(path: &std::path::Path, g: &Global) -> anyhow::Result<ExitCode> {
     let recipe = recipe::load(path)?;
+    recipe.require_formats()?;
     let f = fetcher(g)?;
     let r = fetch::resolve(&recipe, &f, fetch::Mode::UseLock)?;
     report_lock(&r, &recipe, g.quiet);
@@ -472,6 +476,13 @@ fn explain(path: &std::path::Path, source: &str, dpi: Option<PathBuf>) -> anyhow
     match a.explain(source) {
         Some(text) => {
             print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        None if recipe.sources.iter().any(|s| s.name == source && s.role == recipe::SourceRole::Eval) => {
+            println!(
+                "source `{source}` is an eval source (`role = \"eval\"`): it is read only to decontaminate the training data against, never trained on, so policy `{}` does not judge it",
+                a.policy.meta.id
+            );
             Ok(ExitCode::SUCCESS)
         }
         None => {

@@ -147,6 +147,40 @@ impl WhereExpr {
         matches!(eval(&self.expr, row), V::Bool(true))
     }
 
+    /// Every string literal the expression names (`IN` lists, comparisons), in order
+    /// and without repeats: the column values a `where` spells out.
+    pub fn string_literals(&self) -> Vec<String> {
+        fn walk(e: &E, out: &mut Vec<String>) {
+            match e {
+                E::Lit(V::Str(s)) => {
+                    if !out.contains(s) {
+                        out.push(s.clone());
+                    }
+                }
+                E::Col(_) | E::Lit(_) => {}
+                E::Not(x) | E::Neg(x) | E::IsNull(x, _) | E::Like { e: x, .. } => walk(x, out),
+                E::And(xs) | E::Or(xs) => xs.iter().for_each(|x| walk(x, out)),
+                E::Cmp(_, a, b) | E::Arith(_, a, b) => {
+                    walk(a, out);
+                    walk(b, out);
+                }
+                E::In { e, list, .. } => {
+                    walk(e, out);
+                    list.iter().for_each(|x| walk(x, out));
+                }
+                E::Between { e, lo, hi, .. } => {
+                    walk(e, out);
+                    walk(lo, out);
+                    walk(hi, out);
+                }
+                E::Func(_, args) => args.iter().for_each(|x| walk(x, out)),
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.expr, &mut out);
+        out
+    }
+
     /// Whether some row holding the `known` column values could be selected, whatever
     /// its other columns hold. Sound rather than exact: an expression that reads an
     /// unknown column is assumed able to select, unless an `AND` with a known FALSE (or

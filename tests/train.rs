@@ -32,12 +32,6 @@ rule = "N23-BASE-LLAMA2-ACCESS"
 by = "the team"
 reason = "approved for a Llama 2 download link"
 
-[[policy.signoff]]
-rule = "N23-SELF-MADE-PUBLIC"
-source = "llama-chats"
-by = "the team"
-reason = "published beside the recipe"
-
 [[source]]
 name = "llama-chats"
 path = "chat.jsonl"

@@ -285,6 +285,7 @@ pub fn task(plan_path: &Path, id: &str, threads: usize) -> anyhow::Result<bool> 
         format!("the plan `{}` has no task `{id}` (it has: {})", plan_path.display(), ids.join(", "))
     })?;
     let mut recipe = crate::recipe::load(&plan.recipe)?;
+    recipe.require_formats()?;
     if recipe.sha256 != plan.recipe_sha256 {
         bail!(
             "the recipe `{}` changed after the plan was made\nhint: make the plan again (`curate plan {}`)",

@@ -26,12 +26,14 @@ pub const SCHEMA: u32 = 1;
 pub const BUNDLED: &[(&str, &str)] = &[
     ("licenses.toml", include_str!("../../licenses/licenses.toml")),
     ("models.toml", include_str!("../../licenses/models.toml")),
+    ("hub-renames.toml", include_str!("../../licenses/hub-renames.toml")),
     ("catalog/evaluation.toml", include_str!("../../licenses/catalog/evaluation.toml")),
     ("catalog/human-written.toml", include_str!("../../licenses/catalog/human-written.toml")),
     ("catalog/math-reasoning.toml", include_str!("../../licenses/catalog/math-reasoning.toml")),
     ("catalog/model-generated.toml", include_str!("../../licenses/catalog/model-generated.toml")),
     ("catalog/preference.toml", include_str!("../../licenses/catalog/preference.toml")),
     ("catalog/pretraining.toml", include_str!("../../licenses/catalog/pretraining.toml")),
+    ("catalog/question-answering.toml", include_str!("../../licenses/catalog/question-answering.toml")),
     ("catalog/task-collections.toml", include_str!("../../licenses/catalog/task-collections.toml")),
     ("policies/neurips-2023.toml", include_str!("../../licenses/policies/neurips-2023.toml")),
 ];
@@ -241,6 +243,53 @@ pub struct ModelInfo<'a> {
 }
 
 // ---------------------------------------------------------------------------
+// hub-renames.toml
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+struct RenamesFile {
+    schema: Option<u32>,
+    #[serde(default)]
+    rename: Vec<Rename>,
+}
+
+/// A hub dataset that moved from a bare name to an organisation.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Rename {
+    pub from: String,
+    pub to: String,
+    pub evidence: String,
+}
+
+/// The bundled rename table, read once (the recipe parser resolves legacy ids with it).
+pub fn hub_renames() -> &'static [Rename] {
+    static TABLE: std::sync::OnceLock<Vec<Rename>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let (name, text) = BUNDLED.iter().find(|(n, _)| *n == "hub-renames.toml").expect("bundled");
+        let mut diags = Vec::new();
+        read_toml::<RenamesFile>(name, text, &mut diags).map(|f| f.rename).unwrap_or_default()
+    })
+}
+
+/// The current id of a legacy bare hub id (`gsm8k` → `openai/gsm8k`), case-insensitive.
+pub fn renamed_hub_id(id: &str) -> Option<&'static Rename> {
+    hub_renames().iter().find(|r| r.from.eq_ignore_ascii_case(id))
+}
+
+/// The other id of a renamed dataset, either way (`gsm8k` ↔ `openai/gsm8k`).
+pub fn other_hub_id(id: &str) -> Option<&'static str> {
+    hub_renames().iter().find_map(|r| {
+        if r.from.eq_ignore_ascii_case(id) {
+            Some(r.to.as_str())
+        } else if r.to.eq_ignore_ascii_case(id) {
+            Some(r.from.as_str())
+        } else {
+            None
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------
 // catalog/*.toml
 // ---------------------------------------------------------------------------
 
@@ -445,6 +494,7 @@ pub enum ObligationKind {
     Attribution,
     ShareAlike,
     Decontaminate,
+    Publish,
 }
 
 impl ObligationKind {
@@ -457,6 +507,7 @@ impl ObligationKind {
             ObligationKind::Attribution => "attribution",
             ObligationKind::ShareAlike => "share-alike",
             ObligationKind::Decontaminate => "decontaminate",
+            ObligationKind::Publish => "publish",
         }
     }
 }
@@ -678,6 +729,9 @@ impl Data {
         };
         files.extend(read("licenses.toml".into()));
         files.extend(read("models.toml".into()));
+        if dir.join("hub-renames.toml").is_file() {
+            files.extend(read("hub-renames.toml".into()));
+        }
         let mut names: Vec<String> = std::fs::read_dir(dir.join("catalog"))
             .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
             .unwrap_or_default();
@@ -713,6 +767,11 @@ impl Data {
                     check_schema(name, f.schema, &mut diags);
                     families = f.family;
                     approval_sources = f.approval_sources;
+                }
+            } else if name == "hub-renames.toml" {
+                if let Some(f) = read_toml::<RenamesFile>(name, text, &mut diags) {
+                    check_schema(name, f.schema, &mut diags);
+                    check_renames(name, &f.rename, &mut diags);
                 }
             } else if name.starts_with("catalog/") {
                 if let Some(f) = read_toml::<CatalogFile>(name, text, &mut diags) {
@@ -870,9 +929,13 @@ impl Data {
         self.dpi_names.get(&name.to_lowercase()).map(String::as_str)
     }
 
-    /// The catalog entry for a hub id or alias (case-insensitive).
+    /// The catalog entry for a hub id or alias (case-insensitive), or for the other id
+    /// of a renamed dataset (`hub-renames.toml`, either way).
     pub fn dataset(&self, id: &str) -> Option<&Dataset> {
-        self.catalog_index.get(&id.to_lowercase()).map(|&i| &self.catalog[i])
+        let direct = self.catalog_index.get(&id.to_lowercase());
+        direct
+            .or_else(|| other_hub_id(id).and_then(|o| self.catalog_index.get(&o.to_lowercase())))
+            .map(|&i| &self.catalog[i])
     }
 
     pub fn family(&self, id: &str) -> Option<&Family> {
@@ -1006,6 +1069,26 @@ impl Data {
     }
 }
 
+/// Each rename: a bare old id, an `org/name` new id, an evidence address, no repeats.
+fn check_renames(file: &str, list: &[Rename], diags: &mut Vec<DataDiag>) {
+    let mut seen = BTreeSet::new();
+    for r in list {
+        let mut d = |m: String| diags.push(DataDiag { file: file.into(), line: None, message: format!("rename `{}` → `{}`: {m}", r.from, r.to) });
+        if r.from.is_empty() || r.from.contains('/') {
+            d("`from` is a bare (legacy) id without `/`".into());
+        }
+        if r.to.split('/').count() != 2 || r.to.split('/').any(str::is_empty) {
+            d("`to` is an `org/name` hub id".into());
+        }
+        if !r.evidence.starts_with("https://") && !r.evidence.starts_with("http://") {
+            d(format!("evidence `{}` is not a web address", r.evidence));
+        }
+        if !seen.insert(r.from.to_lowercase()) || !seen.insert(r.to.to_lowercase()) {
+            d("an id is renamed twice".into());
+        }
+    }
+}
+
 /// Every fact a condition names must be one the engine computes for the rule's scope;
 /// `item.*` only inside `some` / `every`.
 fn check_cond(c: &Cond, scope: Scope, in_item: bool, d: &mut dyn FnMut(String)) {
@@ -1115,6 +1198,29 @@ mod tests {
         assert_eq!(data.model("lmsys/vicuna-13b-v1.5").unwrap().outputs_may_train, OutputsMayTrain::SameFamily);
         assert_eq!(data.model("openai-community/gpt2").unwrap().family.vendor, "openai-open-weights");
         assert!(data.model("Open-Orca/Mistral-7B-OpenOrca").is_none());
+    }
+
+    #[test]
+    fn every_catalog_entry_has_its_fields_and_well_formed_evidence() {
+        let data = Data::bundled().unwrap();
+        let url_ok = |u: &str| {
+            u.starts_with("https://")
+                && !u.contains(char::is_whitespace)
+                && u["https://".len()..].split('/').next().is_some_and(|host| host.contains('.') && !host.is_empty())
+        };
+        for ds in &data.catalog {
+            assert!(!ds.id.trim().is_empty() && !ds.name.trim().is_empty(), "{ds:?}");
+            assert!(spdx_expr::parse(&ds.license).is_ok(), "{}: license", ds.id);
+            assert!(!ds.evidence.is_empty(), "{}: no evidence", ds.id);
+            for e in ds.evidence.iter().chain(ds.subset.iter().flat_map(|s| &s.evidence)) {
+                assert!(url_ok(&e.url), "{}: evidence URL `{}`", ds.id, e.url);
+                assert!(!e.says.trim().is_empty(), "{}: evidence {} says nothing", ds.id, e.url);
+                assert!(!e.fact.trim().is_empty(), "{}: evidence {} names no fact", ds.id, e.url);
+            }
+            for s in &ds.subset {
+                assert!(!s.name.trim().is_empty() && !s.evidence.is_empty(), "{} subset {}", ds.id, s.name);
+            }
+        }
     }
 
     #[test]

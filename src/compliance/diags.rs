@@ -52,6 +52,10 @@ pub enum Code {
     /// catalog, the hub card or DPI says, and would change the facts used. Assertions are
     /// checked, not trusted: replacing a known fact takes an `override` with a reason.
     AssertionConflict,
+    /// A `where` names column values that no catalogued subset lists: those rows'
+    /// provenance is not catalogued. Judged like a conditional rule (a sign-off
+    /// resolves it).
+    UncataloguedRows,
     /// A `[[policy.signoff]]` that resolved nothing: the rule did not fire for it.
     SignoffUnused,
     /// A sign-off names a rule that is not conditional; only conditional rules can be
@@ -65,28 +69,34 @@ pub enum Code {
     WhereSelectsNothing,
     /// Hub cards were not consulted for some hub sources (offline, or local data).
     HubCardsOffline,
+    /// A source names a dataset by its legacy bare id, resolved to its current id.
+    HubIdRenamed,
 }
 
 impl Code {
-    pub const ALL: [Code; 7] = [
+    pub const ALL: [Code; 9] = [
         Code::AssertionConflict,
+        Code::UncataloguedRows,
         Code::SignoffUnused,
         Code::SignoffNotConditional,
         Code::SignoffUnknownRule,
         Code::DpiUnreadable,
         Code::WhereSelectsNothing,
         Code::HubCardsOffline,
+        Code::HubIdRenamed,
     ];
 
     pub fn id(self) -> &'static str {
         match self {
             Code::AssertionConflict => "curate:assertion-conflict",
+            Code::UncataloguedRows => "curate:uncatalogued-rows",
             Code::SignoffUnused => "curate:signoff-unused",
             Code::SignoffNotConditional => "curate:signoff-not-conditional",
             Code::SignoffUnknownRule => "curate:signoff-unknown-rule",
             Code::DpiUnreadable => "curate:dpi-unreadable",
             Code::WhereSelectsNothing => "curate:where-selects-nothing",
             Code::HubCardsOffline => "curate:hub-cards-offline",
+            Code::HubIdRenamed => "curate:hub-id-renamed",
         }
     }
 
@@ -94,13 +104,14 @@ impl Code {
         match self {
             Code::SignoffUnknownRule => Level::Error,
             Code::AssertionConflict
+            | Code::UncataloguedRows
             | Code::SignoffUnused
             | Code::SignoffNotConditional
             | Code::DpiUnreadable
             | Code::WhereSelectsNothing => {
                 Level::Warning
             }
-            Code::HubCardsOffline => Level::Note,
+            Code::HubCardsOffline | Code::HubIdRenamed => Level::Note,
         }
     }
 
@@ -109,12 +120,14 @@ impl Code {
             Code::AssertionConflict => {
                 "a recipe assertion contradicts a lower fact source; use `override` with a `reason` to replace a known fact"
             }
+            Code::UncataloguedRows => "the `where` selects rows whose column value no catalogued subset lists",
             Code::SignoffUnused => "a sign-off that resolved nothing (its rule did not fire for that source)",
             Code::SignoffNotConditional => "only conditional rules can be signed off; correct the facts instead",
             Code::SignoffUnknownRule => "a sign-off names a rule the policy does not have",
             Code::DpiUnreadable => "a file of the DPI collection could not be read and was skipped",
             Code::WhereSelectsNothing => "the `where` selects none of the source's catalogued subsets",
             Code::HubCardsOffline => "hub cards were not read for some hub sources: offline, or their data is local",
+            Code::HubIdRenamed => "a legacy bare hub id was resolved to the dataset's current id (licenses/hub-renames.toml)",
         }
     }
 }

@@ -69,6 +69,23 @@ impl FactOrigin {
     }
 }
 
+impl FactOrigin {
+    /// The fact source in a few words (`the catalog`, `the hub card`, `DPI`, …).
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            FactOrigin::Override { .. } => "the recipe's override",
+            FactOrigin::Assertion => "the recipe's assertion",
+            FactOrigin::Catalog { .. } => "the catalog",
+            FactOrigin::HubCard { .. } => "the hub card",
+            FactOrigin::Dpi { .. } => "DPI",
+            FactOrigin::Recipe { .. } => "the recipe",
+            FactOrigin::Models { .. } => "models.toml",
+            FactOrigin::Licenses { .. } => "licenses.toml",
+            FactOrigin::Engine { .. } => "the engine",
+        }
+    }
+}
+
 impl std::fmt::Display for FactOrigin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -80,7 +97,8 @@ impl std::fmt::Display for FactOrigin {
                     write!(f, " subset `{s}`")?;
                 }
                 write!(f, " (licenses/{file}")?;
-                if !evidence.is_empty() {
+                // `{:#}` leaves the evidence out (`explain` prints it once per source).
+                if !evidence.is_empty() && !f.alternate() {
                     write!(f, "; evidence: {}", evidence.join(", "))?;
                 }
                 write!(f, ")")
@@ -148,6 +166,13 @@ impl Observation {
     }
 }
 
+impl Observation {
+    /// What the observation is compared by (canonical license text, sorted model ids).
+    pub fn norm(&self) -> &str {
+        &self.norm
+    }
+}
+
 /// Fact sources that state different values for one fact.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Disagreement {
@@ -183,6 +208,10 @@ pub struct Level {
     pub disagreements: Vec<Disagreement>,
     /// Assertions that contradict the fact a lower source gives.
     pub conflicts: Vec<Disagreement>,
+    /// With conflicts: this level's facts without the conflicting assertions, so that a
+    /// known fact that rejects keeps rejecting (only an `override` replaces it).
+    #[serde(skip)]
+    pub unasserted: Option<Box<Level>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -459,6 +488,18 @@ pub fn target(data: &Data, policy_id: &str, t: &Target) -> Result<TargetFacts, S
 
 /// All facts about one recipe source.
 pub fn source(data: &Data, src: &Source, recipe_dir: &Path, cards: &dyn CardSource, dpi: Option<&Dpi>) -> SourceFacts {
+    source_with(data, src, recipe_dir, cards, dpi, true)
+}
+
+/// [`source`], with or without the recipe's `override` (to learn what it changes).
+pub fn source_with(
+    data: &Data,
+    src: &Source,
+    recipe_dir: &Path,
+    cards: &dyn CardSource,
+    dpi: Option<&Dpi>,
+    with_override: bool,
+) -> SourceFacts {
     let (id, kind) = match &src.hf {
         Some(h) => (h.clone(), SourceKind::Hub),
         None => {
@@ -471,7 +512,7 @@ pub fn source(data: &Data, src: &Source, recipe_dir: &Path, cards: &dyn CardSour
 
     // Recipe facts, used at every level.
     let mut recipe_obs = Vec::new();
-    if let Some(o) = &src.override_ {
+    if let Some(o) = src.override_.as_ref().filter(|_| with_override) {
         let from = FactOrigin::Override { reason: o.reason.clone() };
         if let Some(l) = &o.license {
             recipe_obs.push(Observation::license(l, from.clone()));
@@ -481,6 +522,10 @@ pub fn source(data: &Data, src: &Source, recipe_dir: &Path, cards: &dyn CardSour
         }
         if let Some(g) = &o.generated_by {
             recipe_obs.push(Observation::models(g, from.clone()));
+            // A list of generators says the data is model output, as a DPI record's does.
+            if o.origin.is_none() && !g.is_empty() {
+                recipe_obs.push(Observation::origin(Origin::Model, from.clone()));
+            }
         }
     }
     let p = &src.provenance;
@@ -492,6 +537,9 @@ pub fn source(data: &Data, src: &Source, recipe_dir: &Path, cards: &dyn CardSour
     }
     if p.generated_by_declared {
         recipe_obs.push(Observation::models(&p.generated_by, FactOrigin::Assertion));
+        if p.origin.is_none() && !p.generated_by.is_empty() {
+            recipe_obs.push(Observation::origin(Origin::Model, FactOrigin::Assertion));
+        }
     }
 
     // Dataset-level facts of the card and of DPI.
@@ -520,6 +568,9 @@ pub fn source(data: &Data, src: &Source, recipe_dir: &Path, cards: &dyn CardSour
             ids.push(d.id.clone());
             ids.extend(d.aliases.iter().cloned());
         }
+        // A renamed dataset's DPI records may use either id.
+        let others: Vec<String> = ids.iter().filter_map(|i| super::cfg::other_hub_id(i)).map(String::from).collect();
+        ids.extend(others);
         let refs: &[DpiRef] = ds.map(|d| d.dpi.as_slice()).unwrap_or(&[]);
         let recs = if ids.is_empty() && refs.is_empty() { vec![] } else { dpi.matching(&ids, refs) };
         if !recs.is_empty() {
@@ -639,6 +690,12 @@ fn level(ds: Option<&Dataset>, sub: Option<&Subset>, recipe: &[Observation], out
         {
             lvl.conflicts.push(Disagreement { fact: kind, observations: vec![(*first).clone(), (*lower).clone()] });
         }
+    }
+    if !lvl.conflicts.is_empty() {
+        let kinds: Vec<FactKind> = lvl.conflicts.iter().map(|c| c.fact).collect();
+        let kept: Vec<Observation> =
+            recipe.iter().filter(|o| !(o.from == FactOrigin::Assertion && kinds.contains(&o.fact))).cloned().collect();
+        lvl.unasserted = Some(Box::new(level(ds, sub, &kept, outside)));
     }
     lvl.observations = obs;
     lvl

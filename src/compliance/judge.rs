@@ -43,14 +43,19 @@ pub const SOURCE_FACTS: &[&str] = &[
     "source.split",
     "source.origin",
     "source.generators",
+    "source.generated_by_stated",
     "source.license",
     "source.license_known",
     "source.license_use",
     "source.license_attribution",
     "source.license_share_alike",
     "source.license_no_derivatives",
+    "source.license_choice",
+    "source.license_exceptions",
     "source.component_licenses",
     "source.license_disagreement",
+    "source.card_license_disagrees",
+    "source.dpi_license_disagrees",
     "source.subsets_disagree",
     "source.row_filter",
     "source.role",
@@ -75,6 +80,9 @@ pub const ITEM_FACTS: &[&str] = &[
 
 /// List facts whose items `some` / `every` range over.
 pub const LIST_FACTS: &[&str] = &["source.generators"];
+
+/// The split a source without `split` reads (`fetch::select`).
+const DEFAULT_SPLIT: &str = "train";
 
 /// A comparison in a condition leaf.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -299,6 +307,11 @@ pub struct TargetVerdict {
     /// Target rules that did not fire, for the full trace.
     #[serde(skip)]
     pub not_fired: Vec<String>,
+    /// The family named by `[target] override`, with its reason.
+    #[serde(rename = "override", skip_serializing_if = "Option::is_none")]
+    pub override_: Option<OverrideOut>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub signoffs: Vec<SignoffOut>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -334,6 +347,45 @@ pub struct SourceVerdict {
     pub not_fired: Vec<String>,
     /// The SPDX expression of what the source contributes (selected subsets'), if known.
     pub kept_license: Option<String>,
+    /// The facts the recipe's `override` replaced, each with its reason.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<OverrideOut>,
+    /// The sign-offs that resolved a rule of this source.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub signoffs: Vec<SignoffOut>,
+    /// The verdict the source would get without its `override` (set by `assess`), when
+    /// that differs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict_without_override: Option<Verdict>,
+}
+
+/// A fact a recipe `override` set.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OverrideOut {
+    pub fact: String,
+    pub value: Value,
+    pub reason: String,
+}
+
+/// A sign-off that resolved a rule.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SignoffOut {
+    pub rule: String,
+    pub by: String,
+    pub reason: String,
+    pub at: String,
+}
+
+fn signoffs_of(rules: &[Finding]) -> Vec<SignoffOut> {
+    let mut out: Vec<SignoffOut> = Vec::new();
+    for r in rules {
+        if let Some(Resolution::Signoff { by, reason, at }) = &r.resolved_by
+            && !out.iter().any(|o| o.rule == r.id && o.at == *at)
+        {
+            out.push(SignoffOut { rule: r.id.clone(), by: by.clone(), reason: reason.clone(), at: at.clone() });
+        }
+    }
+    out
 }
 
 /// The whole outcome.
@@ -399,8 +451,14 @@ pub fn source_facts(data: &Data, policy_id: &str, target: &TargetFacts, sf: &Sou
     m.insert("source.id", fv(sf.catalog.clone().unwrap_or_else(|| sf.id.clone()), key(id_key)));
     m.insert("source.name", fv(sf.name.clone(), key("name")));
     m.insert("source.kind", fv(sf.kind.as_str(), key(id_key)));
-    if let Some(s) = &sf.split {
-        m.insert("source.split", fv(s.clone(), key("split")));
+    match &sf.split {
+        Some(s) => {
+            m.insert("source.split", fv(s.clone(), key("split")));
+        }
+        None if sf.kind == super::gather::SourceKind::Hub => {
+            m.insert("source.split", fv(DEFAULT_SPLIT, engine("the recipe gives no `split`; a hub source reads `train` (docs/recipe.md)")));
+        }
+        None => {}
     }
     if let Some(w) = &sf.row_filter {
         m.insert("source.row_filter", fv(w.clone(), key("where")));
@@ -422,7 +480,17 @@ pub fn source_facts(data: &Data, policy_id: &str, target: &TargetFacts, sf: &Sou
                     m.insert("source.license_use", fv(c.use_.as_str(), from.clone()));
                     m.insert("source.license_attribution", fv(c.attribution, from.clone()));
                     m.insert("source.license_share_alike", fv(c.share_alike, from.clone()));
-                    m.insert("source.license_no_derivatives", fv(c.no_derivatives, from));
+                    m.insert("source.license_no_derivatives", fv(c.no_derivatives, from.clone()));
+                    if !c.choices.is_empty() {
+                        let mut f = from.clone();
+                        f.push(FactOrigin::Engine { note: "an SPDX `OR` lets the licensee choose; the least restrictive known alternative is taken".into() });
+                        m.insert("source.license_choice", fv(c.choices.clone(), f));
+                    }
+                    if !c.exceptions.is_empty() {
+                        let mut f = from;
+                        f.push(FactOrigin::Engine { note: "an SPDX `WITH` exception: reported, not modelled; the base license is judged".into() });
+                        m.insert("source.license_exceptions", fv(c.exceptions.clone(), f));
+                    }
                 }
                 None => {
                     m.insert("source.license_known", fv(false, engine("the license is not an SPDX expression")));
@@ -435,6 +503,29 @@ pub fn source_facts(data: &Data, policy_id: &str, target: &TargetFacts, sf: &Sou
     }
     if let Some(c) = &lvl.component_licenses {
         m.insert("source.component_licenses", fv(c.value, c.from.clone()));
+    }
+    // Which pair disagrees on the license: the hub card, or DPI, against the catalog
+    // (or, for an uncatalogued dataset, against the fact source that decides).
+    let lic_obs: Vec<&super::gather::Observation> = lvl.observations.iter().filter(|o| o.fact == FactKind::License).collect();
+    let reference = lic_obs.iter().find(|o| matches!(o.from, FactOrigin::Catalog { .. })).or(lic_obs.first()).copied();
+    for (key, is_kind, what) in [
+        ("source.card_license_disagrees", (|o: &FactOrigin| matches!(o, FactOrigin::HubCard { .. })) as fn(&FactOrigin) -> bool, "hub card"),
+        ("source.dpi_license_disagrees", |o: &FactOrigin| matches!(o, FactOrigin::Dpi { .. }), "DPI"),
+    ] {
+        let other = lic_obs.iter().find(|o| is_kind(&o.from)).copied();
+        let v = match (reference, other) {
+            (Some(r), Some(o)) if !is_kind(&r.from) && r.norm() != o.norm() => fv(
+                true,
+                vec![
+                    o.from.clone(),
+                    r.from.clone(),
+                    FactOrigin::Engine { note: format!("the {what} says `{}`; {} says `{}`", str_of(&o.value), r.from.kind_name(), str_of(&r.value)) },
+                ],
+            ),
+            (_, None) => fv(false, engine(&format!("no {what} license to compare"))),
+            _ => fv(false, engine(&format!("the {what} license agrees"))),
+        };
+        m.insert(key, v);
     }
     let lic_dis = lvl.disagreements.iter().find(|d| d.fact == FactKind::License);
     m.insert(
@@ -461,11 +552,21 @@ pub fn source_facts(data: &Data, policy_id: &str, target: &TargetFacts, sf: &Sou
             from.push(FactOrigin::Recipe { key: "split".into() });
             es.value.contains(s)
         } else {
-            from.push(FactOrigin::Engine { note: "the recipe gives no `split`, so a scored split may be read".into() });
-            true
+            from.push(FactOrigin::Engine { note: "the recipe gives no `split`; a hub source reads `train` (docs/recipe.md)".into() });
+            es.value.iter().any(|s| s == DEFAULT_SPLIT)
         };
         m.insert("source.uses_eval_split", fv(uses, from));
     }
+
+    // Whether any fact source states the generators: `generated_by = []` says "no
+    // model output", which is provenance even when `origin` is not given.
+    m.insert(
+        "source.generated_by_stated",
+        match &lvl.generated_by {
+            Some(g) => fv(true, g.from.clone()),
+            None => fv(false, engine("no fact source states which models generated the data")),
+        },
+    );
 
     // Generators, resolved through models.toml.
     let mut items = Vec::new();
@@ -507,6 +608,10 @@ pub fn source_facts(data: &Data, policy_id: &str, target: &TargetFacts, sf: &Sou
         missing.insert("source.origin", "no fact source (recipe, catalog, hub card, DPI) states how the data was made".into());
     }
     Facts { map: m, items, missing }
+}
+
+fn str_of(v: &Value) -> String {
+    v.as_str().map(String::from).unwrap_or_else(|| v.to_string())
 }
 
 fn num(v: &Value) -> Option<f64> {
@@ -726,6 +831,39 @@ fn run_rules(
     (out, quiet)
 }
 
+/// Evaluate the source rules at one level. Where a recipe assertion contradicts a known
+/// fact, the rules are also run on the known facts, and every reject they give stands:
+/// an assertion cannot weaken a rejection (only an `override` with a reason can).
+#[allow(clippy::too_many_arguments)]
+fn source_rules(
+    data: &Data,
+    policy: &Policy,
+    target: &TargetFacts,
+    sf: &SourceFacts,
+    lvl: &Level,
+    disagree: Option<bool>,
+    subset: Option<&str>,
+    signoffs: &mut Signoffs,
+) -> Vec<Finding> {
+    let name = sf.name.as_str();
+    let f = source_facts(data, &policy.meta.id, target, sf, lvl, disagree);
+    let (mut rules, _) = run_rules(data, policy, Scope::Source, &f, Some(name), subset, &lvl.conflicts, signoffs);
+    if let Some(known) = &lvl.unasserted {
+        let f = source_facts(data, &policy.meta.id, target, sf, known, disagree);
+        let mut none = Signoffs { list: &[], used: BTreeSet::new() };
+        let (kr, _) = run_rules(data, policy, Scope::Source, &f, Some(name), subset, &[], &mut none);
+        for mut r in kr.into_iter().filter(|r| r.severity == Severity::Reject) {
+            if rules.iter().any(|x| x.id == r.id && x.severity == Severity::Reject) {
+                continue;
+            }
+            r.description = format!("{} (on the known facts: a recipe assertion does not replace them)", r.description);
+            r.hint = Some("an assertion cannot lift a rejection; if the known fact is wrong, replace it with `override = { …, reason = \"…\" }`".into());
+            rules.push(r);
+        }
+    }
+    rules
+}
+
 /// A value no catalogued subset lists, standing for "any other value" of the column.
 const OTHER_VALUE: &str = "\u{0}curate: a value no subset lists";
 
@@ -735,13 +873,23 @@ pub fn judge(data: &Data, policy: &Policy, target: &TargetFacts, sources: &[Sour
     let mut diagnostics = Vec::new();
     let tf = target_facts(target);
     let (trules, tquiet) = run_rules(data, policy, Scope::Target, &tf, None, None, &[], &mut so);
+    let target_override = target.family.as_ref().and_then(|f| {
+        f.from.iter().find_map(|o| match o {
+            FactOrigin::Override { reason } => {
+                Some(OverrideOut { fact: "family".into(), value: Value::String(f.value.clone()), reason: reason.clone() })
+            }
+            _ => None,
+        })
+    });
     let target_v = TargetVerdict {
         model: target.model.clone(),
         family: target.family.as_ref().map(|f| f.value.clone()),
         verdict: verdict_of(&trules),
+        signoffs: signoffs_of(&trules),
         rules: trules,
         facts: tf.map,
         not_fired: tquiet,
+        override_: target_override,
     };
 
     let mut out = Vec::new();
@@ -753,8 +901,7 @@ pub fn judge(data: &Data, policy: &Policy, target: &TargetFacts, sources: &[Sour
         let mut fired_any: BTreeSet<String> = BTreeSet::new();
         for lvl in &sf.subsets {
             let sname = lvl.subset.as_ref().map(|s| s.name.clone()).unwrap_or_default();
-            let f = source_facts(data, &policy.meta.id, target, sf, lvl, None);
-            let (rules, _) = run_rules(data, policy, Scope::Source, &f, Some(name), Some(&sname), &lvl.conflicts, &mut so);
+            let rules = source_rules(data, policy, target, sf, lvl, None, Some(&sname), &mut so);
             fired_any.extend(rules.iter().map(|r| r.id.clone()));
             let s = lvl.subset.as_ref().expect("subset levels name their subset");
             let rows = if s.configs.is_empty() {
@@ -789,7 +936,7 @@ pub fn judge(data: &Data, policy: &Policy, target: &TargetFacts, sources: &[Sour
             }
             let column = sf.subsets.iter().find_map(|l| l.subset.as_ref().and_then(|s| s.column.clone()));
             let rest = !config_hit
-                && match (&where_, column) {
+                && match (&where_, column.clone()) {
                     (None, _) => true,
                     (Some(w), Some(col)) => {
                         let mut row = serde_json::Map::new();
@@ -798,14 +945,59 @@ pub fn judge(data: &Data, policy: &Policy, target: &TargetFacts, sources: &[Sour
                     }
                     (Some(w), None) => w.may_match(&serde_json::Map::new()),
                 };
+            // Values the `where` spells out that no subset lists: rows in no catalogued
+            // subset, whose provenance the catalog does not give.
+            let uncatalogued: Vec<String> = match (&where_, &column) {
+                (Some(w), Some(col)) if !rest => w
+                    .string_literals()
+                    .into_iter()
+                    .filter(|v| !sf.subsets.iter().any(|l| l.subset.as_ref().is_some_and(|s| s.values.contains(v))))
+                    .filter(|v| {
+                        let mut row = serde_json::Map::new();
+                        row.insert(col.clone(), Value::String(v.clone()));
+                        w.may_match(&row)
+                    })
+                    .collect(),
+                _ => vec![],
+            };
             let mut rules: Vec<Finding> = subs.iter().filter(|s| s.selected).flat_map(|s| s.rules.clone()).collect();
+            if !uncatalogued.is_empty() {
+                let id = Code::UncataloguedRows.id();
+                let col = column.clone().unwrap_or_default();
+                rules.push(Finding {
+                    id: id.into(),
+                    severity: Severity::Conditional,
+                    description: format!(
+                        "rows in no catalogued subset: the `where` selects `{col}` values that no subset of `{}` lists, so how those rows were made is not catalogued",
+                        sf.id
+                    ),
+                    subset: Some("(rows in no catalogued subset)".into()),
+                    facts: vec![
+                        UsedFact { fact: "source.row_filter".into(), item: None, value: Value::String(sf.row_filter.clone().unwrap_or_default()), from: vec![FactOrigin::Recipe { key: "where".into() }] },
+                        UsedFact {
+                            fact: format!("uncatalogued `{col}` values"),
+                            item: None,
+                            value: Value::from(uncatalogued.clone()),
+                            from: vec![FactOrigin::Engine { note: format!("no subset of the catalog entry `{}` lists them", sf.catalog.as_deref().unwrap_or(&sf.id)) }],
+                        },
+                    ],
+                    resolved_by: so.resolve(id, Some(name)),
+                    obligations: vec![],
+                    signoff: Some("how the rows with these values were made, and where that is documented".into()),
+                    hint: Some("check the values against the dataset (a typo selects nothing), or sign off their provenance".into()),
+                    cite: vec![],
+                    license_cite: vec![],
+                });
+            }
             let mut kept: Vec<&Level> = sf.subsets.iter().zip(&subs).filter(|(_, s)| s.selected).map(|(l, _)| l).collect();
             if rest {
-                let f = source_facts(data, &policy.meta.id, target, sf, &sf.whole, None);
                 let tag = "(rows in no catalogued subset)";
-                let (r, _) = run_rules(data, policy, Scope::Source, &f, Some(name), Some(tag), &sf.whole.conflicts, &mut so);
+                let r = source_rules(data, policy, target, sf, &sf.whole, None, Some(tag), &mut so);
                 fired_any.extend(r.iter().map(|x| x.id.clone()));
                 rules.extend(r);
+                kept.push(&sf.whole);
+            } else if !uncatalogued.is_empty() {
+                // Their license is the dataset's, as far as anything is known.
                 kept.push(&sf.whole);
             }
             if kept.is_empty() {
@@ -817,8 +1009,7 @@ pub fn judge(data: &Data, policy: &Policy, target: &TargetFacts, sources: &[Sour
             }
             (rules, kept)
         } else {
-            let f = source_facts(data, &policy.meta.id, target, sf, &sf.whole, (!subs.is_empty()).then_some(disagree));
-            let (r, _) = run_rules(data, policy, Scope::Source, &f, Some(name), None, &sf.whole.conflicts, &mut so);
+            let r = source_rules(data, policy, target, sf, &sf.whole, (!subs.is_empty()).then_some(disagree), None, &mut so);
             fired_any.extend(r.iter().map(|x| x.id.clone()));
             (r, vec![&sf.whole])
         };
@@ -827,7 +1018,19 @@ pub fn judge(data: &Data, policy: &Policy, target: &TargetFacts, sources: &[Sour
         )
         .map(|l| l.to_string());
         let whole_facts = source_facts(data, &policy.meta.id, target, sf, &sf.whole, None);
+        let overrides = sf
+            .whole
+            .observations
+            .iter()
+            .filter_map(|o| match &o.from {
+                FactOrigin::Override { reason } => Some(OverrideOut { fact: o.fact.as_str().into(), value: o.value.clone(), reason: reason.clone() }),
+                _ => None,
+            })
+            .collect();
         out.push(SourceVerdict {
+            overrides,
+            signoffs: signoffs_of(&rules),
+            verdict_without_override: None,
             name: sf.name.clone(),
             id: sf.id.clone(),
             kind: sf.kind.as_str(),
@@ -845,7 +1048,7 @@ pub fn judge(data: &Data, policy: &Policy, target: &TargetFacts, sources: &[Sour
 
     for (i, s) in signoffs.iter().enumerate() {
         let rule = policy.rule(&s.rule);
-        let engine_rule = s.rule == Code::AssertionConflict.id();
+        let engine_rule = s.rule == Code::AssertionConflict.id() || s.rule == Code::UncataloguedRows.id();
         let whom = s.source.as_deref().map(|n| format!(" for source `{n}`")).unwrap_or_else(|| " for the target".into());
         if rule.is_none() && !engine_rule {
             let ids: Vec<&str> = policy.rules.iter().map(|r| r.id.as_str()).collect();

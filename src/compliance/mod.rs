@@ -90,6 +90,16 @@ pub fn assess_with_cards(recipe: &Recipe, opts: &Options, cards: &dyn gather::Ca
             ));
         }
     }
+    for s in &recipe.sources {
+        if let (Some(old), Some(new)) = (&s.hf_legacy, &s.hf) {
+            let ev = cfg::renamed_hub_id(old).map(|r| format!("; {}", r.evidence)).unwrap_or_default();
+            judgement.diagnostics.push(diags::Diag::new(
+                diags::Code::HubIdRenamed,
+                Some(&s.name),
+                format!("source `{}`: `hf = \"{old}\"` is a legacy id; it resolved to `{new}` (licenses/hub-renames.toml{ev})", s.name),
+            ));
+        }
+    }
     let unread: Vec<&str> =
         recipe.sources.iter().filter_map(|s| s.hf.as_deref()).filter(|h| cards.card(h).is_none()).collect();
     if !unread.is_empty() {
@@ -107,8 +117,55 @@ pub fn assess_with_cards(recipe: &Recipe, opts: &Options, cards: &dyn gather::Ca
     if !errors.is_empty() {
         anyhow::bail!("{}", errors.join("\n"));
     }
+    // What each overridden source would get on the facts without its override.
+    if recipe.sources.iter().any(|s| s.override_.is_some()) {
+        let plain: Vec<SourceFacts> = recipe
+            .sources
+            .iter()
+            .filter(|s| s.role == crate::recipe::SourceRole::Train)
+            .map(|s| gather::source_with(&data, s, &recipe.dir, cards, dpi.as_ref(), false))
+            .collect();
+        let without = judge::judge(&data, &policy, &target_facts, &plain, &recipe.signoffs);
+        for (s, w) in judgement.sources.iter_mut().zip(&without.sources) {
+            if !s.overrides.is_empty() && s.verdict != w.verdict {
+                s.verdict_without_override = Some(w.verdict);
+            }
+        }
+    }
     let obligations = obligations::collect(&judgement);
     Ok(Assessment { data, policy, facts, judgement, obligations })
+}
+
+/// The summary line of `check`, as numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    pub allowed: usize,
+    /// Allowed sources that their `override` turned from conditional or reject.
+    pub allowed_by_override: usize,
+    /// Allowed sources with a resolving sign-off (and no deciding override).
+    pub allowed_by_signoff: usize,
+    pub conditional: usize,
+    pub rejected: usize,
+}
+
+/// Comma-separated words in lines of at most about `width` characters.
+fn wrap(words: &[String], width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    for (i, w) in words.iter().enumerate() {
+        let piece = if i + 1 < words.len() { format!("{w},") } else { w.clone() };
+        if !cur.is_empty() && cur.len() + 1 + piece.len() > width {
+            lines.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(&piece);
+    }
+    if !cur.is_empty() {
+        lines.push(cur);
+    }
+    lines
 }
 
 /// Rule ids with the subsets each fired in, under (severity, most severe first; resolved).
@@ -187,14 +244,36 @@ impl Assessment {
         for (sev, ids) in rule_list(&t.rules) {
             let _ = writeln!(out, "    {sev:<22} {}", ids.join(", "));
         }
+        if let Some(o) = &t.override_ {
+            let _ = writeln!(out, "    {:<22} {} = {} (reason: {})", "override", o.fact, o.value, o.reason);
+        }
+        for so in &t.signoffs {
+            let _ = writeln!(out, "    {:<22} {} by {} (line {}): {}", "signed off", so.rule, so.by, so.at, so.reason);
+        }
         out.push('\n');
         let wn = j.sources.iter().map(|s| s.name.len()).max().unwrap_or(6).max(6);
         let wi = j.sources.iter().map(|s| s.id.len()).max().unwrap_or(7).max(7);
         let _ = writeln!(out, "{:<wn$}  {:<wi$}  verdict", "source", "dataset");
         for s in &j.sources {
-            let _ = writeln!(out, "{:<wn$}  {:<wi$}  {}", s.name, s.id, s.verdict.as_str());
+            let by = match s.verdict_without_override {
+                Some(w) => format!(" (by override; {} without it)", w.as_str()),
+                None => String::new(),
+            };
+            let _ = writeln!(out, "{:<wn$}  {:<wi$}  {}{by}", s.name, s.id, s.verdict.as_str());
             for (sev, ids) in rule_list(&s.rules) {
                 let _ = writeln!(out, "    {sev:<22} {}", ids.join(", "));
+            }
+            for (key, label) in [("source.license_choice", "license chosen"), ("source.license_exceptions", "license exception")] {
+                if let Some(v) = s.facts.get(key).and_then(|f| f.value.as_array()) {
+                    let list: Vec<&str> = v.iter().filter_map(|x| x.as_str()).collect();
+                    let _ = writeln!(out, "    {label:<22} {}", list.join("; "));
+                }
+            }
+            for o in &s.overrides {
+                let _ = writeln!(out, "    {:<22} {} = {} (reason: {})", "override", o.fact, o.value, o.reason);
+            }
+            for so in &s.signoffs {
+                let _ = writeln!(out, "    {:<22} {} by {} (line {}): {}", "signed off", so.rule, so.by, so.at, so.reason);
             }
             if !s.subsets.is_empty() {
                 if s.decided_by_subsets {
@@ -210,16 +289,45 @@ impl Assessment {
                 }
             }
         }
-        let count = |v: Verdict| j.sources.iter().filter(|s| s.verdict == v).count();
+        if !self.obligations.publish.is_empty() {
+            out.push_str("\nduties:\n");
+            for c in &self.obligations.publish {
+                let _ = writeln!(out, "  {}", obligations::publish_duty(c));
+            }
+        }
+        let c = self.counts();
+        let mut how = Vec::new();
+        if c.allowed_by_override > 0 {
+            how.push(format!("{} by override", c.allowed_by_override));
+        }
+        if c.allowed_by_signoff > 0 {
+            how.push(format!("{} by sign-off", c.allowed_by_signoff));
+        }
+        let how = if how.is_empty() { String::new() } else { format!(" ({})", how.join(", ")) };
         let _ = writeln!(
             out,
-            "\n{} allowed, {} conditional, {} rejected; overall: {}",
-            count(Verdict::Allow),
-            count(Verdict::Conditional),
-            count(Verdict::Reject),
+            "\n{} allowed{how}, {} conditional, {} rejected; overall: {}",
+            c.allowed,
+            c.conditional,
+            c.rejected,
             self.verdict().as_str()
         );
         out
+    }
+
+    /// How many sources got each verdict, and how many were allowed only by an
+    /// override or a sign-off.
+    pub fn counts(&self) -> Counts {
+        let j = &self.judgement;
+        let count = |v: Verdict| j.sources.iter().filter(|s| s.verdict == v).count();
+        let allowed: Vec<_> = j.sources.iter().filter(|s| s.verdict == Verdict::Allow).collect();
+        Counts {
+            allowed: allowed.len(),
+            allowed_by_override: allowed.iter().filter(|s| s.verdict_without_override.is_some()).count(),
+            allowed_by_signoff: allowed.iter().filter(|s| s.verdict_without_override.is_none() && !s.signoffs.is_empty()).count(),
+            conditional: count(Verdict::Conditional),
+            rejected: count(Verdict::Reject),
+        }
     }
 
     /// `curate check --json`.
@@ -228,6 +336,7 @@ impl Assessment {
         json!({
             "policy": { "id": self.policy.meta.id, "name": self.policy.meta.name, "url": self.policy.meta.url, "file": self.policy.file },
             "verdict": self.verdict(),
+            "summary": self.counts(),
             "target": j.target,
             "sources": j.sources,
             "obligations": self.obligations,
@@ -321,6 +430,18 @@ impl Assessment {
         match &s.catalog {
             Some(c) => {
                 let _ = writeln!(out, "catalog entry: `{c}`");
+                // The evidence once, not on every fact it supports.
+                if let Some(d) = self.data.dataset(c) {
+                    let mut urls: Vec<&str> = Vec::new();
+                    for e in d.evidence.iter().chain(d.subset.iter().flat_map(|x| &x.evidence)) {
+                        if !urls.contains(&e.url.as_str()) {
+                            urls.push(&e.url);
+                        }
+                    }
+                    for u in urls {
+                        let _ = writeln!(out, "  evidence: {u}");
+                    }
+                }
             }
             None => out.push_str("catalog entry: none (only the recipe and DPI can say anything about it)\n"),
         }
@@ -336,14 +457,14 @@ impl Assessment {
             }
             for (i, o) in obs.iter().enumerate() {
                 let lead = if i == 0 { format!("{kind:<13}") } else { format!("{:<13}", "  also") };
-                let _ = writeln!(out, "  {lead} {}  <- {}", o.value, o.from);
+                let _ = writeln!(out, "  {lead} {}  <- {:#}", o.value, o.from);
             }
         }
         for (k, v) in &s.facts {
             if matches!(*k, "source.license" | "source.origin" | "source.generators") {
                 continue;
             }
-            let from: Vec<String> = v.from.iter().map(|o| o.to_string()).collect();
+            let from: Vec<String> = v.from.iter().map(|o| format!("{o:#}")).collect();
             let _ = writeln!(out, "  {k:<34} {}  <- {}", v.value, from.join("; "));
         }
         if s.disagreements.is_empty() {
@@ -351,8 +472,10 @@ impl Assessment {
         } else {
             out.push_str("\ndisagreements (reported, never hidden):\n");
             for d in &s.disagreements {
-                let parts: Vec<String> = d.observations.iter().map(|o| format!("{} says {}", o.from, o.value)).collect();
-                let _ = writeln!(out, "  {}: {}", d.fact.as_str(), parts.join("; "));
+                let _ = writeln!(out, "  {}:", d.fact.as_str());
+                for o in &d.observations {
+                    let _ = writeln!(out, "    {:#} says {}", o.from, o.value);
+                }
             }
         }
 
@@ -365,9 +488,13 @@ impl Assessment {
             let _ = writeln!(out, "  [{}] {}{sub}: {}{status}", r.severity.as_str(), r.id, r.description);
             for u in &r.facts {
                 let item = u.item.as_deref().map(|i| format!(" of `{i}`")).unwrap_or_default();
-                let from: Vec<String> = u.from.iter().map(|o| o.to_string()).collect();
-                let from = if from.is_empty() { "no fact source knows it".to_string() } else { from.join("; ") };
-                let _ = writeln!(out, "      {}{item} = {}  <- {from}", u.fact, u.value);
+                let _ = writeln!(out, "      {}{item} = {}", u.fact, u.value);
+                if u.from.is_empty() {
+                    out.push_str("          <- no fact source knows it\n");
+                }
+                for o in &u.from {
+                    let _ = writeln!(out, "          <- {o:#}");
+                }
             }
             for o in &r.obligations {
                 let _ = writeln!(out, "      obligation: {} {}", o.kind.as_str(), o.params.join(", "));
@@ -375,16 +502,16 @@ impl Assessment {
             for c in &r.cite {
                 match (&c.quote, &c.note) {
                     (Some(q), _) => {
-                        let _ = writeln!(out, "      cites {} <{}>: \"{q}\"", c.source, c.url);
+                        let _ = writeln!(out, "      cites {} <{}>:\n        \"{q}\"", c.source, c.url);
                     }
                     (None, Some(n)) => {
-                        let _ = writeln!(out, "      cites {} <{}> (note: {n})", c.source, c.url);
+                        let _ = writeln!(out, "      cites {} <{}>, note:\n        {n}", c.source, c.url);
                     }
                     _ => {}
                 }
             }
             for c in &r.license_cite {
-                let _ = writeln!(out, "      rests on {} {}: \"{}\" <{}>", c.license, c.clause, c.quote, c.url);
+                let _ = writeln!(out, "      rests on {} {} <{}>:\n        \"{}\"", c.license, c.clause, c.url, c.quote);
             }
             if r.resolved_by.is_none()
                 && let Some(sg) = &r.signoff
@@ -423,7 +550,10 @@ impl Assessment {
             }
         }
         if !s.not_fired.is_empty() {
-            let _ = writeln!(out, "\nrules that did not fire: {}", s.not_fired.join(", "));
+            out.push_str("\nrules that did not fire:\n");
+            for line in wrap(&s.not_fired, 96) {
+                let _ = writeln!(out, "  {line}");
+            }
         }
         out.push_str("\ntarget rules that fired:\n");
         if j.target.rules.is_empty() {

@@ -45,6 +45,8 @@ pub struct Obligations {
     pub use_restrictions: Vec<Credit>,
     /// `(source, benchmarks)`.
     pub decontaminate: Vec<(String, Vec<String>)>,
+    /// Self-made sources that must be public by submission time.
+    pub publish: Vec<Credit>,
 }
 
 fn evidence(s: &SourceVerdict) -> Vec<String> {
@@ -93,6 +95,9 @@ pub fn collect(j: &Judgement) -> Obligations {
         }
         if kinds.contains(&ObligationKind::ShareAlike) {
             ob.share_alike.push(credit(None));
+        }
+        if kinds.contains(&ObligationKind::Publish) {
+            ob.publish.push(credit(None));
         }
         if kinds.contains(&ObligationKind::NonCommercial) {
             ob.non_commercial.push(s.name.clone());
@@ -213,6 +218,9 @@ fn obligations_prose(out: &mut String, ob: &Obligations) {
     for c in &ob.use_restrictions {
         let _ = writeln!(out, "- Use restrictions of `{}` travel with `{}`.", c.license, c.source);
     }
+    for c in &ob.publish {
+        let _ = writeln!(out, "- {}", publish_duty(c));
+    }
     for (s, b) in &ob.decontaminate {
         let _ = writeln!(out, "- `{s}` overlaps evaluation benchmarks ({}): decontaminate against them.", b.join(", "));
     }
@@ -222,6 +230,11 @@ fn obligations_prose(out: &mut String, ob: &Obligations) {
 }
 
 /// `NOTICE`: who must be credited, and the terms that travel with the data.
+/// The duty a self-made source carries, in one sentence.
+pub fn publish_duty(c: &Credit) -> String {
+    format!("Publish: `{}` ({}) is self-made data; it must be open-sourced and publicly accessible by the time of submission.", c.source, c.dataset)
+}
+
 pub fn notice(recipe_name: &str, policy: &str, ob: &Obligations) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{recipe_name}\n\nThis dataset was built by curate (policy `{policy}`) from the sources below.");
@@ -257,6 +270,13 @@ pub fn notice(recipe_name: &str, policy: &str, ob: &Obligations) -> String {
     }
     if !ob.non_commercial.is_empty() {
         let _ = writeln!(out, "Non-commercial\n--------------\n- {}: non-commercial use only.\n", ob.non_commercial.join(", "));
+    }
+    if !ob.publish.is_empty() {
+        out.push_str("Self-made data to publish\n-------------------------\n");
+        for c in &ob.publish {
+            let _ = writeln!(out, "- {} ({}): must be open-sourced and publicly accessible by the time of submission.", c.dataset, c.source);
+        }
+        out.push('\n');
     }
     if !ob.use_restrictions.is_empty() {
         out.push_str("Use restrictions\n----------------\n");

@@ -64,6 +64,45 @@ pub fn parse(text: &str) -> Result<Lic, String> {
     }
 }
 
+/// For an expression that does not parse: the same expression with each id in the
+/// case SPDX writes it (`mit` → `MIT`, `apache-2.0 or mit` → `Apache-2.0 OR MIT`),
+/// when that parses.
+pub fn suggest(text: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if word.is_empty() {
+            return;
+        }
+        let w = std::mem::take(word);
+        let fixed = match w.to_ascii_uppercase().as_str() {
+            "AND" | "OR" | "WITH" => w.to_ascii_uppercase(),
+            _ if w.len() > 11 && w[..11].eq_ignore_ascii_case("licenseref-") => format!("LicenseRef-{}", &w[11..]),
+            _ => {
+                let plus = w.ends_with('+');
+                let base = w.trim_end_matches('+');
+                let id = spdx::identifiers::LICENSES.iter().map(|l| l.name).find(|n| n.eq_ignore_ascii_case(base));
+                let ex = spdx::identifiers::EXCEPTIONS.iter().map(|e| e.name).find(|n| n.eq_ignore_ascii_case(base));
+                match id.or(ex) {
+                    Some(n) => format!("{n}{}", if plus { "+" } else { "" }),
+                    None => w,
+                }
+            }
+        };
+        out.push_str(&fixed);
+    };
+    for c in text.chars() {
+        if c.is_whitespace() || c == '(' || c == ')' {
+            flush(&mut word, &mut out);
+            out.push(c);
+        } else {
+            word.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    (out != text && parse(&out).is_ok()).then_some(out)
+}
+
 impl Lic {
     /// Every license id, in order of appearance.
     pub fn ids(&self) -> Vec<&str> {
@@ -235,6 +274,16 @@ pub fn classify<'a>(l: &Lic, lookup: &dyn Fn(&str) -> Option<&'a LicenseClass>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_miscased_expression_gets_its_spdx_spelling() {
+        assert_eq!(suggest("mit").as_deref(), Some("MIT"));
+        assert_eq!(suggest("apache-2.0 or mit").as_deref(), Some("Apache-2.0 OR MIT"));
+        assert_eq!(suggest("(cc-by-sa-4.0 and licenseref-x)").as_deref(), Some("(CC-BY-SA-4.0 AND LicenseRef-x)"));
+        assert_eq!(suggest("gpl-3.0-only with classpath-exception-2.0").as_deref(), Some("GPL-3.0-only WITH Classpath-exception-2.0"));
+        assert_eq!(suggest("MIT"), None, "already right");
+        assert_eq!(suggest("mit license"), None, "no spelling of it parses");
+    }
 
     fn class(id: &str, use_: UseLevel, attribution: bool, share_alike: bool, no_derivatives: bool) -> LicenseClass {
         LicenseClass {

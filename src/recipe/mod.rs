@@ -207,8 +207,11 @@ pub struct Source {
     pub name: String,
     /// Position in the recipe (0-based), the default dedup precedence.
     pub index: usize,
-    /// The Hugging Face hub id that identifies the dataset (`hf`).
+    /// The Hugging Face hub id that identifies the dataset (`hf`); a legacy bare id
+    /// that `licenses/hub-renames.toml` knows is replaced by its current id.
     pub hf: Option<String>,
+    /// The legacy id the recipe wrote, when `hf` was resolved from it.
+    pub hf_legacy: Option<String>,
     /// The hub revision (`revision`), when written; `main` otherwise.
     pub revision: Option<String>,
     pub split: Option<String>,
@@ -221,6 +224,9 @@ pub struct Source {
     pub inputs: Vec<PathBuf>,
     pub reader: Option<ReaderKind>,
     pub mapping: Mapping,
+    /// `format` was written. `curate check` judges a source without one; reading it
+    /// needs one ([`Recipe::require_formats`]).
+    pub format_given: bool,
     pub provenance: Provenance,
     /// `override = { …, reason }`: facts above every other fact source.
     pub override_: Option<FactOverride>,
@@ -452,6 +458,22 @@ pub fn load(path: &Path) -> Result<Recipe, anyhow::Error> {
     Ok(parse(path, &text)?)
 }
 
+impl Recipe {
+    /// Every source that will be read names its `format`; `check` and `explain` need
+    /// none, so a recipe that lists hub ids only to judge them may leave it out.
+    pub fn require_formats(&self) -> anyhow::Result<()> {
+        let missing: Vec<&str> = self.sources.iter().filter(|s| !s.format_given).map(|s| s.name.as_str()).collect();
+        if !missing.is_empty() {
+            anyhow::bail!(
+                "recipe `{}`: source(s) `{}` have no `format`, which reading them needs\nhint: add `format = \"text\"`, `\"instruction\"` or `\"chat\"` (`curate check` judges sources without one)",
+                self.path.display(),
+                missing.join("`, `")
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Parse and check recipe text; `path` names the file in diagnostics and anchors
 /// relative paths.
 pub fn parse(path: &Path, text: &str) -> Result<Recipe, RecipeError> {
@@ -649,7 +671,7 @@ fn validate(
 
     let mut names = HashSet::new();
     let mut sources = Vec::new();
-    for (i, rs) in raw.sources.into_iter().enumerate() {
+    for (i, mut rs) in raw.sources.into_iter().enumerate() {
         let idx = i.to_string();
         let sat = |k: &str| at(&["source", &idx, k]);
         let src_at = at(&["source", &idx]);
@@ -671,6 +693,16 @@ fn validate(
                 format!("source-{i}")
             }
         };
+        // A legacy bare id (`gsm8k`) that the hub moved to an organisation resolves to
+        // its current id; `check` notes which.
+        let mut hf_legacy = None;
+        if let Some(id) = rs.hf.clone()
+            && !id.contains('/')
+            && let Some(r) = crate::compliance::cfg::renamed_hub_id(&id)
+        {
+            hf_legacy = Some(id);
+            rs.hf = Some(r.to.clone());
+        }
         if let Some(id) = &rs.hf
             && !valid_hub_id(id)
         {
@@ -856,6 +888,8 @@ fn validate(
                 inputs,
                 reader,
                 mapping: m.clone(),
+                format_given: rs.format.is_some(),
+                hf_legacy,
                 provenance: Provenance {
                     license: rs.license,
                     origin,
@@ -1061,6 +1095,8 @@ fn helm_sources(
                 inputs: Vec::new(),
                 reader: None,
                 mapping: Mapping::Text { text: field.to_string() },
+                format_given: true,
+                hf_legacy: None,
                 provenance: Provenance::default(),
                 override_: None,
                 where_: None,
@@ -1338,10 +1374,11 @@ fn validate_policy(
 /// id is known is the compliance engine's business (an unknown one is a finding there).
 fn check_license(name: &str, l: &str, span: Option<Range<usize>>, diags: &mut Vec<Diagnostic>) {
     if let Err(e) = crate::compliance::spdx_expr::parse(l) {
-        diags.push(
-            Diagnostic::new(format!("source `{name}`: license `{l}` is not an SPDX expression: {e}"), span)
-                .with_hint("use SPDX ids joined by AND / OR / WITH, e.g. `CC-BY-SA-3.0` or `MIT AND CC-BY-4.0`; `LicenseRef-<name>` for others"),
-        );
+        let hint = match crate::compliance::spdx_expr::suggest(l) {
+            Some(s) => format!("did you mean `{s}`? SPDX ids are case-sensitive"),
+            None => "use SPDX ids joined by AND / OR / WITH, e.g. `CC-BY-SA-3.0` or `MIT AND CC-BY-4.0`; `LicenseRef-<name>` for others".into(),
+        };
+        diags.push(Diagnostic::new(format!("source `{name}`: license `{l}` is not an SPDX expression: {e}"), span).with_hint(hint));
     }
 }
 
@@ -1475,13 +1512,11 @@ fn build_mapping(
             diags.push(d);
             return None;
         }
-        None => {
-            diags.push(
-                Diagnostic::new(format!("source `{name}` has no `format`"), sat("name"))
-                    .with_hint("add `format = \"text\"`, `\"instruction\"` or `\"chat\"`"),
-            );
-            return None;
-        }
+        // Judging a source needs no format; reading it does (`Recipe::require_formats`).
+        None => (
+            Some(Mapping::Text { text: f.text.clone().unwrap_or_else(|| "text".into()) }),
+            &["text", "instruction", "input", "output", "system", "instances", "messages", "role", "content"],
+        ),
     };
     let set: Vec<(&str, bool)> = vec![
         ("text", f.text.is_some()),
