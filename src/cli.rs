@@ -195,10 +195,7 @@ struct TrainArgs {
     dry_run: bool,
 }
 
-/// A build the policy refuses: exit code 1, not 2. The verdicts have been printed.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct PolicyFailure(pub String);
+pub use crate::compliance::PolicyFailure;
 
 /// Parse arguments, run, print, and return the exit code.
 pub fn main() -> ExitCode {

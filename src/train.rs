@@ -20,7 +20,7 @@ use std::process::{Command, ExitCode};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-use crate::cli::PolicyFailure;
+use crate::compliance::PolicyFailure;
 use crate::compliance::{cfg::Data, diags::Verdict, gather, judge};
 use crate::recipe::Recipe;
 use crate::recipe::train::Train;

@@ -20,6 +20,7 @@ pub mod judge;
 pub mod obligations;
 pub mod spdx_expr;
 
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -33,6 +34,12 @@ use judge::{Finding, Judgement};
 use obligations::Obligations;
 
 use crate::recipe::Recipe;
+
+/// A build the policy refuses: exit code 1, not 2 (the verdicts have been printed).
+/// `run`, `check` and `train` raise it; the command line maps it to its exit code.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PolicyFailure(pub String);
 
 /// How to assess (not what: that is the recipe).
 #[derive(Debug, Clone, Default)]

@@ -22,6 +22,7 @@
 
 pub mod diag;
 pub mod raw;
+pub(crate) mod spans;
 pub mod train;
 
 use std::collections::{BTreeMap, HashSet};
@@ -29,11 +30,11 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use toml::Spanned;
-use toml::de::{DeTable, DeValue};
+use toml::de::DeTable;
 
 pub use diag::{Diagnostic, RecipeError};
 use raw::*;
+pub(crate) use spans::{Seg, SpanIndex, path_segments};
 
 use crate::select::WhereExpr;
 
@@ -499,7 +500,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Recipe, RecipeError> {
             }
         };
     for segs in unknown {
-        diags.push(spans.unknown_key(&segs));
+        diags.push(unknown_key(&spans, &segs));
     }
     let Some(raw) = raw else { return Err(fail(diags)) };
 
@@ -513,98 +514,6 @@ pub fn parse(path: &Path, text: &str) -> Result<Recipe, RecipeError> {
     }
 }
 
-#[derive(Debug, Clone)]
-pub(crate) enum Seg {
-    Key(String),
-    Index(usize),
-}
-
-pub(crate) fn path_segments(p: &serde_ignored::Path<'_>) -> Vec<Seg> {
-    use serde_ignored::Path as P;
-    let mut out = Vec::new();
-    let mut cur = p;
-    loop {
-        match cur {
-            P::Root => break,
-            P::Seq { parent, index } => {
-                out.push(Seg::Index(*index));
-                cur = parent;
-            }
-            P::Map { parent, key } => {
-                out.push(Seg::Key(key.clone()));
-                cur = parent;
-            }
-            P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
-                cur = parent
-            }
-        }
-    }
-    out.reverse();
-    out
-}
-
-/// Finds where keys and values sit in the recipe text.
-pub(crate) struct SpanIndex<'a> {
-    pub(crate) root: &'a Spanned<DeTable<'a>>,
-}
-
-impl SpanIndex<'_> {
-    /// Span of the key (when `key_span`) or the value at `segs`.
-    pub(crate) fn find(&self, segs: &[Seg], key_span: bool) -> Option<Range<usize>> {
-        let mut table: &DeTable = self.root.get_ref();
-        let mut value: Option<&Spanned<DeValue>> = None;
-        let mut last_key: Option<Range<usize>> = None;
-        for (i, seg) in segs.iter().enumerate() {
-            match seg {
-                Seg::Key(k) => {
-                    if let Some(v) = value {
-                        match v.get_ref() {
-                            DeValue::Table(t) => table = t,
-                            _ => return Some(v.span()),
-                        }
-                    }
-                    let (ks, v) = table.iter().find(|(ks, _)| ks.get_ref().as_ref() == k.as_str())?;
-                    last_key = Some(ks.span());
-                    value = Some(v);
-                }
-                Seg::Index(n) => {
-                    let v = value?;
-                    match v.get_ref() {
-                        DeValue::Array(a) => value = Some(a.get(*n)?),
-                        _ => return Some(v.span()),
-                    }
-                }
-            }
-            if i + 1 == segs.len() && key_span && matches!(seg, Seg::Key(_)) {
-                return last_key;
-            }
-        }
-        value.map(|v| v.span())
-    }
-
-    fn unknown_key(&self, segs: &[Seg]) -> Diagnostic {
-        let key = match segs.last() {
-            Some(Seg::Key(k)) => k.clone(),
-            _ => String::from("?"),
-        };
-        let table_path: Vec<&str> = segs[..segs.len().saturating_sub(1)]
-            .iter()
-            .filter_map(|s| match s {
-                Seg::Key(k) => Some(k.as_str()),
-                Seg::Index(_) => None,
-            })
-            .collect();
-        let table_name = describe_table(&segs[..segs.len().saturating_sub(1)]);
-        let known = known_keys(&table_path);
-        let mut d = Diagnostic::new(format!("unknown key `{key}` in {table_name}"), self.find(segs, true));
-        if let Some(near) = diag::nearest(&key, known) {
-            d = d.with_hint(format!("did you mean `{near}`?"));
-        } else if !known.is_empty() {
-            d = d.with_hint(format!("known keys here: {}", known.join(", ")));
-        }
-        d
-    }
-}
 
 pub(crate) fn describe_table(segs: &[Seg]) -> String {
     if segs.is_empty() {
@@ -1697,4 +1606,28 @@ fields = { text = "body", output = "x" }
 "#);
         assert!(e.to_string().contains("`fields.output` does not apply to format `text`"), "{e}");
     }
+}
+
+/// A diagnostic for an unknown key, with the nearest known key of its table.
+fn unknown_key(spans: &SpanIndex, segs: &[Seg]) -> Diagnostic {
+    let key = match segs.last() {
+        Some(Seg::Key(k)) => k.clone(),
+        _ => String::from("?"),
+    };
+    let table_path: Vec<&str> = segs[..segs.len().saturating_sub(1)]
+        .iter()
+        .filter_map(|s| match s {
+            Seg::Key(k) => Some(k.as_str()),
+            Seg::Index(_) => None,
+        })
+        .collect();
+    let table_name = describe_table(&segs[..segs.len().saturating_sub(1)]);
+    let known = known_keys(&table_path);
+    let mut d = Diagnostic::new(format!("unknown key `{key}` in {table_name}"), spans.find(segs, true));
+    if let Some(near) = diag::nearest(&key, known) {
+        d = d.with_hint(format!("did you mean `{near}`?"));
+    } else if !known.is_empty() {
+        d = d.with_hint(format!("known keys here: {}", known.join(", ")));
+    }
+    d
 }
