@@ -300,43 +300,9 @@ struct CatalogFile {
     dataset: Vec<Dataset>,
 }
 
-/// How the rows of a dataset were made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Origin {
-    Human,
-    Crowd,
-    Program,
-    Model,
-    Mixed,
-    Unknown,
-}
-
-impl Origin {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Origin::Human => "human",
-            Origin::Crowd => "crowd",
-            Origin::Program => "program",
-            Origin::Model => "model",
-            Origin::Mixed => "mixed",
-            Origin::Unknown => "unknown",
-        }
-    }
-}
-
-impl From<crate::recipe::Origin> for Origin {
-    fn from(o: crate::recipe::Origin) -> Self {
-        use crate::recipe::Origin as R;
-        match o {
-            R::Human => Origin::Human,
-            R::Crowd => Origin::Crowd,
-            R::Program => Origin::Program,
-            R::Model => Origin::Model,
-            R::Mixed => Origin::Mixed,
-        }
-    }
-}
+/// How the rows of a dataset were made: the recipe's own type, which the catalog
+/// can also state as `unknown`.
+pub use crate::recipe::Origin;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]

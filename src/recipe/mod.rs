@@ -257,14 +257,18 @@ pub struct Provenance {
     pub generated_by_declared: bool,
 }
 
-/// How a source's data was made, as declared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a source's data was made: declared in a recipe, or stated by the compliance
+/// catalog, which may also say `unknown` (a recipe that does not know leaves `origin`
+/// out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Origin {
     Human,
     Crowd,
     Program,
     Model,
     Mixed,
+    Unknown,
 }
 
 impl Origin {
@@ -286,6 +290,7 @@ impl Origin {
             Origin::Program => "program",
             Origin::Model => "model",
             Origin::Mixed => "mixed",
+            Origin::Unknown => "unknown",
         }
     }
 }
