@@ -35,10 +35,6 @@ pub(crate) fn props() -> WriterProperties {
         .build()
 }
 
-fn open(path: &Path, schema: SchemaRef) -> anyhow::Result<ArrowWriter<File>> {
-    open_with(path, schema, props())
-}
-
 fn open_with(path: &Path, schema: SchemaRef, props: WriterProperties) -> anyhow::Result<ArrowWriter<File>> {
     let f = File::create(path).with_context(|| format!("cannot create `{}`", path.display()))?;
     ArrowWriter::try_new(f, schema, Some(props)).with_context(|| format!("cannot start `{}`", path.display()))
@@ -70,10 +66,64 @@ pub fn documents_schema() -> SchemaRef {
     ]))
 }
 
-/// Streams kept documents, with their source's provenance, to `documents.parquet`.
-pub struct DocumentsWriter {
+/// The columns of one table being built, row by row.
+trait Columns {
+    /// The arrays of the rows appended since the last call, in schema order.
+    fn take(&mut self) -> Vec<ArrayRef>;
+}
+
+/// Streams the rows of one table to a Parquet file in batches of [`BATCH_ROWS`]: the
+/// one writer behind `documents.parquet`, `ledger.parquet` and `docs.parquet` (each
+/// of those only says how a row fills its columns). Batches are cut every
+/// `BATCH_ROWS` rows whoever pushes them, so the file's bytes depend only on its rows.
+struct TableWriter<C> {
     writer: ArrowWriter<File>,
     schema: SchemaRef,
+    cols: C,
+    pending: usize,
+    rows: u64,
+    name: String,
+}
+
+impl<C: Columns> TableWriter<C> {
+    fn create(path: &Path, schema: SchemaRef, cols: C, props: WriterProperties) -> anyhow::Result<Self> {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        Ok(TableWriter { writer: open_with(path, schema.clone(), props)?, schema, cols, pending: 0, rows: 0, name })
+    }
+
+    /// Count the row just appended to the columns; write a batch when one is full.
+    fn row_done(&mut self) -> anyhow::Result<()> {
+        self.pending += 1;
+        self.rows += 1;
+        if self.pending >= BATCH_ROWS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        if self.pending == 0 {
+            return Ok(());
+        }
+        let batch = RecordBatch::try_new(self.schema.clone(), self.cols.take())
+            .with_context(|| format!("building a batch of `{}`", self.name))?;
+        self.writer.write(&batch).with_context(|| format!("writing `{}`", self.name))?;
+        self.pending = 0;
+        Ok(())
+    }
+
+    fn finish(mut self) -> anyhow::Result<u64> {
+        self.flush()?;
+        self.writer.close().with_context(|| format!("closing `{}`", self.name))?;
+        Ok(self.rows)
+    }
+}
+
+fn list_of_strings() -> ListBuilder<StringBuilder> {
+    ListBuilder::new(StringBuilder::new()).with_field(Arc::new(Field::new("item", DataType::Utf8, true)))
+}
+
+struct DocumentColumns {
     id: StringBuilder,
     source: StringBuilder,
     file: StringBuilder,
@@ -87,84 +137,11 @@ pub struct DocumentsWriter {
     content_hash: StringBuilder,
     chars: UInt64Builder,
     words: UInt64Builder,
-    rows: u64,
 }
 
-impl DocumentsWriter {
-    pub fn create(path: &Path) -> anyhow::Result<Self> {
-        Self::create_with(path, props())
-    }
-
-    fn create_with(path: &Path, props: WriterProperties) -> anyhow::Result<Self> {
-        let schema = documents_schema();
-        let msg = StructBuilder::new(
-            message_fields(),
-            vec![Box::new(StringBuilder::new()) as Box<dyn ArrayBuilder>, Box::new(StringBuilder::new())],
-        );
-        let item = |dt: DataType| Arc::new(Field::new("item", dt, true));
-        Ok(DocumentsWriter {
-            writer: open_with(path, schema.clone(), props)?,
-            schema,
-            id: StringBuilder::new(),
-            source: StringBuilder::new(),
-            file: StringBuilder::new(),
-            row: UInt64Builder::new(),
-            sub: UInt32Builder::new(),
-            license: StringBuilder::new(),
-            origin: StringBuilder::new(),
-            generated_by: ListBuilder::new(StringBuilder::new()).with_field(item(DataType::Utf8)),
-            text: StringBuilder::new(),
-            messages: ListBuilder::new(msg).with_field(item(DataType::Struct(message_fields()))),
-            content_hash: StringBuilder::new(),
-            chars: UInt64Builder::new(),
-            words: UInt64Builder::new(),
-            rows: 0,
-        })
-    }
-
-    pub fn push(&mut self, doc: &Document, source: &Source) -> anyhow::Result<()> {
-        self.id.append_value(hex128(doc.id));
-        self.source.append_value(&source.name);
-        self.file.append_value(&*doc.locator.file);
-        self.row.append_value(doc.locator.row);
-        self.sub.append_option(doc.locator.sub);
-        self.license.append_option(source.provenance.license.as_deref());
-        self.origin.append_option(source.provenance.origin.map(|o| o.as_str()));
-        for g in &source.provenance.generated_by {
-            self.generated_by.values().append_value(g);
-        }
-        self.generated_by.append(true);
-        match &doc.content {
-            Content::Text(t) => {
-                self.text.append_value(t);
-                self.messages.append(false);
-            }
-            Content::Messages(ms) => {
-                self.text.append_null();
-                let s = self.messages.values();
-                for m in ms {
-                    s.field_builder::<StringBuilder>(0).expect("role column").append_value(m.role.as_str());
-                    s.field_builder::<StringBuilder>(1).expect("content column").append_value(&m.content);
-                    s.append(true);
-                }
-                self.messages.append(true);
-            }
-        }
-        self.content_hash.append_value(hex128(doc.content_hash));
-        self.chars.append_value(doc.chars);
-        self.words.append_value(doc.words);
-        self.rows += 1;
-        if self.id.len() >= BATCH_ROWS {
-            self.flush_batch()?;
-        }
-        Ok(())
-    }
-
-    fn flush_batch(&mut self) -> anyhow::Result<()> {
-        if self.id.is_empty() {
-            return Ok(());
-        }
-        let cols: Vec<ArrayRef> = vec![
+impl Columns for DocumentColumns {
+    fn take(&mut self) -> Vec<ArrayRef> {
+        vec![
             Arc::new(self.id.finish()),
             Arc::new(self.source.finish()),
             Arc::new(self.file.finish()),
@@ -178,22 +155,86 @@ impl DocumentsWriter {
             Arc::new(self.content_hash.finish()),
             Arc::new(self.chars.finish()),
             Arc::new(self.words.finish()),
-        ];
-        let batch = RecordBatch::try_new(self.schema.clone(), cols).context("building a documents batch")?;
-        self.writer.write(&batch).context("writing documents.parquet")?;
-        Ok(())
+        ]
+    }
+}
+
+/// Streams kept documents, with their source's provenance, to `documents.parquet`.
+pub struct DocumentsWriter {
+    t: TableWriter<DocumentColumns>,
+}
+
+impl DocumentsWriter {
+    pub fn create(path: &Path) -> anyhow::Result<Self> {
+        Self::create_with(path, props())
+    }
+
+    fn create_with(path: &Path, props: WriterProperties) -> anyhow::Result<Self> {
+        let msg = StructBuilder::new(
+            message_fields(),
+            vec![Box::new(StringBuilder::new()) as Box<dyn ArrayBuilder>, Box::new(StringBuilder::new())],
+        );
+        let cols = DocumentColumns {
+            id: StringBuilder::new(),
+            source: StringBuilder::new(),
+            file: StringBuilder::new(),
+            row: UInt64Builder::new(),
+            sub: UInt32Builder::new(),
+            license: StringBuilder::new(),
+            origin: StringBuilder::new(),
+            generated_by: list_of_strings(),
+            text: StringBuilder::new(),
+            messages: ListBuilder::new(msg).with_field(Arc::new(Field::new("item", DataType::Struct(message_fields()), true))),
+            content_hash: StringBuilder::new(),
+            chars: UInt64Builder::new(),
+            words: UInt64Builder::new(),
+        };
+        Ok(DocumentsWriter { t: TableWriter::create(path, documents_schema(), cols, props)? })
+    }
+
+    pub fn push(&mut self, doc: &Document, source: &Source) -> anyhow::Result<()> {
+        let c = &mut self.t.cols;
+        c.id.append_value(hex128(doc.id));
+        c.source.append_value(&source.name);
+        c.file.append_value(&*doc.locator.file);
+        c.row.append_value(doc.locator.row);
+        c.sub.append_option(doc.locator.sub);
+        c.license.append_option(source.provenance.license.as_deref());
+        c.origin.append_option(source.provenance.origin.map(|o| o.as_str()));
+        for g in &source.provenance.generated_by {
+            c.generated_by.values().append_value(g);
+        }
+        c.generated_by.append(true);
+        match &doc.content {
+            Content::Text(t) => {
+                c.text.append_value(t);
+                c.messages.append(false);
+            }
+            Content::Messages(ms) => {
+                c.text.append_null();
+                let s = c.messages.values();
+                for m in ms {
+                    s.field_builder::<StringBuilder>(0).expect("role column").append_value(m.role.as_str());
+                    s.field_builder::<StringBuilder>(1).expect("content column").append_value(&m.content);
+                    s.append(true);
+                }
+                c.messages.append(true);
+            }
+        }
+        c.content_hash.append_value(hex128(doc.content_hash));
+        c.chars.append_value(doc.chars);
+        c.words.append_value(doc.words);
+        self.t.row_done()
     }
 
     /// Rows pushed so far.
     pub fn rows(&self) -> u64 {
-        self.rows
+        self.t.rows
     }
 
     /// Finish the file; returns the number of rows written.
-    pub fn finish(mut self) -> anyhow::Result<u64> {
-        self.flush_batch()?;
-        self.writer.close().context("closing documents.parquet")?;
-        Ok(self.rows)
+    pub fn finish(self) -> anyhow::Result<u64> {
+        self.t.finish()
     }
 }
 
@@ -212,10 +253,7 @@ pub fn ledger_schema() -> SchemaRef {
     ]))
 }
 
-/// Streams ledger entries to `ledger.parquet`.
-pub struct LedgerWriter {
-    writer: ArrowWriter<File>,
-    schema: SchemaRef,
+struct LedgerColumns {
     doc_id: StringBuilder,
     source: StringBuilder,
     file: StringBuilder,
@@ -226,52 +264,11 @@ pub struct LedgerWriter {
     value: Float64Builder,
     detail: StringBuilder,
     duplicate_of: StringBuilder,
-    rows: u64,
 }
 
-impl LedgerWriter {
-    pub fn create(path: &Path) -> anyhow::Result<Self> {
-        let schema = ledger_schema();
-        Ok(LedgerWriter {
-            writer: open(path, schema.clone())?,
-            schema,
-            doc_id: StringBuilder::new(),
-            source: StringBuilder::new(),
-            file: StringBuilder::new(),
-            row: UInt64Builder::new(),
-            sub: UInt32Builder::new(),
-            stage: StringBuilder::new(),
-            rule: StringBuilder::new(),
-            value: Float64Builder::new(),
-            detail: StringBuilder::new(),
-            duplicate_of: StringBuilder::new(),
-            rows: 0,
-        })
-    }
-
-    pub fn push(&mut self, e: &Entry, source_name: &str) -> anyhow::Result<()> {
-        self.doc_id.append_value(hex128(e.doc_id));
-        self.source.append_value(source_name);
-        self.file.append_value(&*e.locator.file);
-        self.row.append_value(e.locator.row);
-        self.sub.append_option(e.locator.sub);
-        self.stage.append_value(e.reason.rule.stage().as_str());
-        self.rule.append_value(e.reason.rule.id());
-        self.value.append_option(e.reason.value);
-        self.detail.append_value(&e.reason.detail);
-        self.duplicate_of.append_option(e.reason.duplicate_of.map(hex128));
-        self.rows += 1;
-        if self.doc_id.len() >= BATCH_ROWS {
-            self.flush_batch()?;
-        }
-        Ok(())
-    }
-
-    fn flush_batch(&mut self) -> anyhow::Result<()> {
-        if self.doc_id.is_empty() {
-            return Ok(());
-        }
-        let cols: Vec<ArrayRef> = vec![
+impl Columns for LedgerColumns {
+    fn take(&mut self) -> Vec<ArrayRef> {
+        vec![
             Arc::new(self.doc_id.finish()),
             Arc::new(self.source.finish()),
             Arc::new(self.file.finish()),
@@ -282,16 +279,49 @@ impl LedgerWriter {
             Arc::new(self.value.finish()),
             Arc::new(self.detail.finish()),
             Arc::new(self.duplicate_of.finish()),
-        ];
-        let batch = RecordBatch::try_new(self.schema.clone(), cols).context("building a ledger batch")?;
-        self.writer.write(&batch).context("writing ledger.parquet")?;
-        Ok(())
+        ]
+    }
+}
+
+/// Streams ledger entries to `ledger.parquet`.
+pub struct LedgerWriter {
+    t: TableWriter<LedgerColumns>,
+}
+
+impl LedgerWriter {
+    pub fn create(path: &Path) -> anyhow::Result<Self> {
+        let cols = LedgerColumns {
+            doc_id: StringBuilder::new(),
+            source: StringBuilder::new(),
+            file: StringBuilder::new(),
+            row: UInt64Builder::new(),
+            sub: UInt32Builder::new(),
+            stage: StringBuilder::new(),
+            rule: StringBuilder::new(),
+            value: Float64Builder::new(),
+            detail: StringBuilder::new(),
+            duplicate_of: StringBuilder::new(),
+        };
+        Ok(LedgerWriter { t: TableWriter::create(path, ledger_schema(), cols, props())? })
     }
 
-    pub fn finish(mut self) -> anyhow::Result<u64> {
-        self.flush_batch()?;
-        self.writer.close().context("closing ledger.parquet")?;
-        Ok(self.rows)
+    pub fn push(&mut self, e: &Entry, source_name: &str) -> anyhow::Result<()> {
+        let c = &mut self.t.cols;
+        c.doc_id.append_value(hex128(e.doc_id));
+        c.source.append_value(source_name);
+        c.file.append_value(&*e.locator.file);
+        c.row.append_value(e.locator.row);
+        c.sub.append_option(e.locator.sub);
+        c.stage.append_value(e.reason.rule.stage().as_str());
+        c.rule.append_value(e.reason.rule.id());
+        c.value.append_option(e.reason.value);
+        c.detail.append_value(&e.reason.detail);
+        c.duplicate_of.append_option(e.reason.duplicate_of.map(hex128));
+        self.t.row_done()
+    }
+
+    pub fn finish(self) -> anyhow::Result<u64> {
+        self.t.finish()
     }
 }
 
@@ -314,10 +344,7 @@ pub fn shard_docs_schema() -> SchemaRef {
     ]))
 }
 
-/// Streams `docs.parquet`: one row per sequence written to the shards.
-pub struct ShardDocsWriter {
-    writer: ArrowWriter<File>,
-    schema: SchemaRef,
+struct ShardDocColumns {
     split: StringBuilder,
     pack: UInt64Builder,
     sequence: UInt64Builder,
@@ -334,70 +361,9 @@ pub struct ShardDocsWriter {
     loss_tokens: UInt32Builder,
 }
 
-impl ShardDocsWriter {
-    pub fn create(path: &Path) -> anyhow::Result<Self> {
-        let schema = shard_docs_schema();
-        Ok(ShardDocsWriter {
-            writer: open(path, schema.clone())?,
-            schema,
-            split: StringBuilder::new(),
-            pack: UInt64Builder::new(),
-            sequence: UInt64Builder::new(),
-            id: StringBuilder::new(),
-            copy: UInt32Builder::new(),
-            source: StringBuilder::new(),
-            file: StringBuilder::new(),
-            row: UInt64Builder::new(),
-            sub: UInt32Builder::new(),
-            license: StringBuilder::new(),
-            generated_by: ListBuilder::new(StringBuilder::new())
-                .with_field(Arc::new(Field::new("item", DataType::Utf8, true))),
-            content_hash: StringBuilder::new(),
-            tokens: UInt32Builder::new(),
-            loss_tokens: UInt32Builder::new(),
-        })
-    }
-
-    pub fn push(
-        &mut self,
-        split: crate::pack::Split,
-        pack: u64,
-        sequence: u64,
-        d: &crate::shards::TokDoc,
-        copy: u32,
-        source: &Source,
-    ) -> anyhow::Result<()> {
-        self.split.append_value(match split {
-            crate::pack::Split::Train => "train",
-            crate::pack::Split::Valid => "valid",
-        });
-        self.pack.append_value(pack);
-        self.sequence.append_value(sequence);
-        self.id.append_value(hex128(d.id));
-        self.copy.append_value(copy);
-        self.source.append_value(&source.name);
-        self.file.append_value(&*d.locator.file);
-        self.row.append_value(d.locator.row);
-        self.sub.append_option(d.locator.sub);
-        self.license.append_option(source.provenance.license.as_deref());
-        for g in &source.provenance.generated_by {
-            self.generated_by.values().append_value(g);
-        }
-        self.generated_by.append(true);
-        self.content_hash.append_value(hex128(d.content_hash));
-        self.tokens.append_value(d.tokens);
-        self.loss_tokens.append_value(d.loss);
-        if self.id.len() >= BATCH_ROWS {
-            self.flush_batch()?;
-        }
-        Ok(())
-    }
-
-    fn flush_batch(&mut self) -> anyhow::Result<()> {
-        if self.id.is_empty() {
-            return Ok(());
-        }
-        let cols: Vec<ArrayRef> = vec![
+impl Columns for ShardDocColumns {
+    fn take(&mut self) -> Vec<ArrayRef> {
+        vec![
             Arc::new(self.split.finish()),
             Arc::new(self.pack.finish()),
             Arc::new(self.sequence.finish()),
@@ -412,16 +378,71 @@ impl ShardDocsWriter {
             Arc::new(self.content_hash.finish()),
             Arc::new(self.tokens.finish()),
             Arc::new(self.loss_tokens.finish()),
-        ];
-        let batch = RecordBatch::try_new(self.schema.clone(), cols).context("building a docs batch")?;
-        self.writer.write(&batch).context("writing docs.parquet")?;
-        Ok(())
+        ]
+    }
+}
+
+/// Streams `docs.parquet`: one row per sequence written to the shards.
+pub struct ShardDocsWriter {
+    t: TableWriter<ShardDocColumns>,
+}
+
+impl ShardDocsWriter {
+    pub fn create(path: &Path) -> anyhow::Result<Self> {
+        let cols = ShardDocColumns {
+            split: StringBuilder::new(),
+            pack: UInt64Builder::new(),
+            sequence: UInt64Builder::new(),
+            id: StringBuilder::new(),
+            copy: UInt32Builder::new(),
+            source: StringBuilder::new(),
+            file: StringBuilder::new(),
+            row: UInt64Builder::new(),
+            sub: UInt32Builder::new(),
+            license: StringBuilder::new(),
+            generated_by: list_of_strings(),
+            content_hash: StringBuilder::new(),
+            tokens: UInt32Builder::new(),
+            loss_tokens: UInt32Builder::new(),
+        };
+        Ok(ShardDocsWriter { t: TableWriter::create(path, shard_docs_schema(), cols, props())? })
     }
 
-    pub fn finish(mut self) -> anyhow::Result<()> {
-        self.flush_batch()?;
-        self.writer.close().context("closing docs.parquet")?;
-        Ok(())
+    pub fn push(
+        &mut self,
+        split: crate::pack::Split,
+        pack: u64,
+        sequence: u64,
+        d: &crate::shards::TokDoc,
+        copy: u32,
+        source: &Source,
+    ) -> anyhow::Result<()> {
+        let c = &mut self.t.cols;
+        c.split.append_value(match split {
+            crate::pack::Split::Train => "train",
+            crate::pack::Split::Valid => "valid",
+        });
+        c.pack.append_value(pack);
+        c.sequence.append_value(sequence);
+        c.id.append_value(hex128(d.id));
+        c.copy.append_value(copy);
+        c.source.append_value(&source.name);
+        c.file.append_value(&*d.locator.file);
+        c.row.append_value(d.locator.row);
+        c.sub.append_option(d.locator.sub);
+        c.license.append_option(source.provenance.license.as_deref());
+        for g in &source.provenance.generated_by {
+            c.generated_by.values().append_value(g);
+        }
+        c.generated_by.append(true);
+        c.content_hash.append_value(hex128(d.content_hash));
+        c.tokens.append_value(d.tokens);
+        c.loss_tokens.append_value(d.loss);
+        self.t.row_done()
+    }
+
+    pub fn finish(self) -> anyhow::Result<()> {
+        self.t.finish().map(|_| ())
     }
 }
 
