@@ -372,3 +372,41 @@ fn reader(files: &[InputFile], slices: &[super::plan::Slice], max_record_bytes: 
     }
     clocks.add_read(t);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::document::{Content, Document, Locator};
+
+    fn doc(row: u64, text: &str) -> Document {
+        Document::new(0, "s", Locator { file: "f".into(), row, sub: None }, Content::Text(text.into()))
+    }
+
+    /// Counting happens in one place: a document enters each stage in the list until
+    /// one drops it; characters follow the changes a stage makes.
+    #[test]
+    fn a_trace_is_counted_stage_by_stage() {
+        let filters = crate::recipe::Filters { min_chars: Some(30), ..Default::default() };
+        let stages = vec![DocStage::Pii, DocStage::Filter(&filters)];
+        let clocks = Clocks::default();
+        let mut st = SourceStats::default();
+
+        let kept = trace(&stages, doc(1, "write to someone@example.com about the plan today"), "s", &clocks).unwrap();
+        assert!(kept.dropped.is_none());
+        assert!(kept.chars[1] < kept.chars[0], "redaction shortened the text: {:?}", kept.chars);
+        assert!(count(&mut st, &stages, &kept).is_none());
+
+        let short = trace(&stages, doc(2, "too short"), "s", &clocks).unwrap();
+        let e = count(&mut st, &stages, &short).expect("dropped");
+        assert_eq!(e.reason.rule, Rule::MinChars);
+        assert_eq!(e.locator.row, 2);
+
+        let pii = st.stages["pii"];
+        let filter = st.stages["filter"];
+        assert_eq!((pii.records_in, pii.records_out), (2, 2));
+        assert_eq!((filter.records_in, filter.records_out), (2, 1));
+        assert_eq!(pii.chars_out, filter.chars_in, "each stage takes in what the one before let out");
+        assert_eq!(st.drops["filter.min_chars"], 1);
+        assert_eq!(st.pii.email, 1);
+    }
+}
