@@ -447,12 +447,13 @@ impl ShardDocsWriter {
 }
 
 /// Properties for the documents a task hands to the next one: LZ4, cheap to write and
-/// read back, where the outputs use zstd.
+/// read back, where the outputs use zstd; smaller row groups, since a writer holds one
+/// row group in memory and these are read back in order only.
 fn scratch_props() -> WriterProperties {
     WriterProperties::builder()
         .set_compression(Compression::LZ4_RAW)
-        .set_max_row_group_row_count(Some(64 * 1024))
-        .set_max_row_group_bytes(Some(128 * 1024 * 1024))
+        .set_max_row_group_row_count(Some(8 * 1024))
+        .set_max_row_group_bytes(Some(16 * 1024 * 1024))
         .set_created_by(format!("curate {}", env!("CARGO_PKG_VERSION")))
         .build()
 }
