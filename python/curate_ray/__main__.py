@@ -19,8 +19,9 @@ def main(argv):
     p.add_argument("recipe", help="the recipe file")
     p.add_argument("--address", help="the Ray cluster (default: RAY_ADDRESS, else a local cluster)")
     p.add_argument("--curate", help="the curate binary (default: CURATE_BIN, else `curate` on PATH)")
-    p.add_argument("rest", nargs=argparse.REMAINDER, help="more `curate run` options, after `--`")
-    a = p.parse_args(argv)
+    p.add_argument("rest", nargs="*", metavar="-- CURATE_ARGS", help="more `curate run` options, after `--`")
+    rest = argv[argv.index("--") + 1:] if "--" in argv else []
+    a = p.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
     curate = a.curate or os.environ.get("CURATE_BIN") or shutil.which("curate")
     if not curate or not os.path.isfile(curate):
         print(
@@ -32,7 +33,6 @@ def main(argv):
     cmd = [curate, "run", a.recipe, "--executor", "ray", "--python", sys.executable]
     if a.address:
         cmd += ["--address", a.address]
-    rest = a.rest[1:] if a.rest[:1] == ["--"] else a.rest
     os.execv(curate, cmd + rest)
 
 

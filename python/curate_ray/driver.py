@@ -54,6 +54,7 @@ def run_task(curate, plan, task_id, threads):
     import ray
 
     node = ray.util.get_node_ip_address()
+    node_id = ray.get_runtime_context().get_node_id()
     started = time.time()
     try:
         p = subprocess.run(
@@ -71,6 +72,7 @@ def run_task(curate, plan, task_id, threads):
     return {
         "id": task_id,
         "node": node,
+        "node_id": node_id,
         "code": p.returncode,
         "stderr": stderr[-20000:],
         "already": "was already complete" in stderr,
@@ -154,7 +156,7 @@ def run(job, ray, NodeAffinitySchedulingStrategy):
         name, total, pending = phase["name"], phase["total"], phase["pending"]
         started = time.time()
         refs = {remote.remote(curate, plan, t, threads): t for t in pending}
-        done, already = total - len(pending), 0
+        done, already, on = total - len(pending), 0, set()
         waiting = list(refs)
         while waiting:
             finished, waiting = ray.wait(waiting, num_returns=1)
@@ -166,14 +168,17 @@ def run(job, ray, NodeAffinitySchedulingStrategy):
                 r = {"id": refs[ref], "node": "?", "code": -1,
                      "stderr": f"error: task `{refs[ref]}` failed on every one of its {MAX_RETRIES + 1} tries: {cause}\n"}
             if r["code"] != 0:
+                # The tasks cancelled here end in errors of Ray's that say nothing.
+                os.environ["RAY_IGNORE_UNHANDLED_ERRORS"] = "1"
                 for w in waiting:
                     ray.cancel(w, force=True)
                 emit("failed", phase=name, id=r["id"], node=r["node"], code=r["code"], stderr=r["stderr"])
                 return 2
             done += 1
             already += bool(r.get("already"))
+            on.add(r.get("node_id"))
             emit("task", phase=name, id=r["id"], node=r["node"], seconds=r["seconds"], already=bool(r.get("already")),
                  done=done, total=total)
         emit("phase", phase=name, total=total, ran=len(pending) - already, skipped=total - len(pending) + already,
-             seconds=round(time.time() - started, 3))
+             nodes=len(on), seconds=round(time.time() - started, 3))
     return 0

@@ -198,11 +198,12 @@ fn drive(plan: &Plan, phases: &[PhaseWork], python: &Path, curate: &Path, opts: 
                 }
                 if !opts.quiet {
                     eprintln!(
-                        "  {:<9} {}/{} task(s) done ({} run, {} already complete) in {:.2}s",
+                        "  {:<9} {}/{} task(s) done ({} run on {} node(s), {} already complete) in {:.2}s",
                         s("phase"),
                         n("total"),
                         n("total"),
                         n("ran"),
+                        n("nodes"),
                         n("skipped"),
                         ev["seconds"].as_f64().unwrap_or(0.0)
                     );
