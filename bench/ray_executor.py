@@ -4,7 +4,7 @@ generator, larger): local with 1 and 2 threads, Ray with 1 node and with 2 nodes
 
 Run it like the test, in a network namespace with only loopback:
 
-    unshare --net bash -c 'ip link set lo up && .venv/bin/python bench/ray.py [FILES ROWS TASKS]'
+    unshare --net bash -c 'ip link set lo up && .venv/bin/python bench/ray_executor.py [FILES ROWS TASKS]'
 """
 
 import os
