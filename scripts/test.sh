@@ -72,6 +72,20 @@ else
   echo "SKIPPED (needs ../shared/data beside the checkout): $(echo "$shared_tests" | wc -w) tests:" $shared_tests >&2
 fi
 
+# --- The Ray executor -------------------------------------------------------------
+# A real two-node Ray cluster on 127.0.0.1, in a network namespace with only loopback
+# (scripts/test_ray.sh; needs root). Ray, pinned in python/curate_ray/requirements.txt,
+# goes into .venv; when it cannot be installed the test says SKIPPED.
+if ! .venv/bin/python -c "import ray" 2>/dev/null; then
+  echo "installing Ray into .venv (python/curate_ray/requirements.txt)" >&2
+  .venv/bin/pip install --quiet --disable-pip-version-check --retries 5 -r python/curate_ray/requirements.txt \
+    || echo "SKIPPED: the Ray executor's cluster test: Ray could not be installed into .venv" >&2
+fi
+if .venv/bin/python -c "import ray" 2>/dev/null; then
+  CURATE_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/curate" bash scripts/test_ray.sh 2>&1 || status=1
+fi
+# --- end of the Ray executor --------------------------------------------------------
+
 # The trainer's tests, on CPU, against the binary the Rust tests built. Those that
 # need torch say why they are skipped when it is missing (-rs).
 export CURATE_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/curate"

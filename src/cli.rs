@@ -38,7 +38,35 @@ pub struct Cli {
     run: RunArgs,
 
     #[command(flatten)]
+    exec: ExecArgs,
+
+    #[command(flatten)]
     global: Global,
+}
+
+/// Where a run's tasks run (not what they compute: outputs are identical).
+#[derive(Debug, Args, Clone, Default)]
+struct ExecArgs {
+    /// `local` runs every task in this process; `ray` runs them as Ray tasks on a
+    /// cluster whose nodes share the output's folder (see docs/outputs.md).
+    #[arg(long, value_enum, default_value_t = Executor::Local)]
+    executor: Executor,
+
+    /// The Ray cluster (with `--executor ray`; default: RAY_ADDRESS, else a local one).
+    #[arg(long, value_name = "ADDR")]
+    address: Option<String>,
+
+    /// The Python that runs the Ray driver (with `--executor ray`; default:
+    /// CURATE_RAY_PYTHON, else ./.venv/bin/python, else python3).
+    #[arg(long, value_name = "PATH")]
+    python: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+enum Executor {
+    #[default]
+    Local,
+    Ray,
 }
 
 #[derive(Debug, Args)]
@@ -89,6 +117,8 @@ enum Command {
         recipe: PathBuf,
         #[command(flatten)]
         run: RunArgs,
+        #[command(flatten)]
+        exec: ExecArgs,
         /// A Data Provenance Initiative collection to cross-check facts against.
         #[arg(long, value_name = "PATH")]
         dpi: Option<PathBuf>,
@@ -212,7 +242,7 @@ pub fn main() -> ExitCode {
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
-    let (recipe_path, run, dpi) = match cli.command {
+    let (recipe_path, run, exec, dpi) = match cli.command {
         Some(Command::Inspect { out, pack, split }) => {
             use std::io::IsTerminal;
             let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
@@ -233,7 +263,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             return crate::train::run(&recipe, &opts);
         }
-        Some(Command::Run { recipe, run, dpi }) => (recipe, run, dpi),
+        Some(Command::Run { recipe, run, exec, dpi }) => (recipe, run, exec, dpi),
         Some(Command::Plan { recipe, run, dpi }) => {
             let (recipe, opts) = prepare(&recipe, &run, dpi, &cli.global)?;
             let plan = build::executor::plan_only(&recipe, &opts)?;
@@ -255,7 +285,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Lock { recipe, check }) => return lock(&recipe, check, &cli.global),
         Some(Command::Fetch { recipe }) => return fetch_only(&recipe, &cli.global),
         None => match cli.recipe {
-            Some(r) => (r, cli.run, None),
+            Some(r) => (r, cli.run, cli.exec, None),
             None => {
                 use clap::CommandFactory;
                 Cli::command().print_help()?;
@@ -263,8 +293,28 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         },
     };
+    if exec.executor == Executor::Local {
+        for (given, flag) in [(exec.address.is_some(), "--address"), (exec.python.is_some(), "--python")] {
+            if given {
+                anyhow::bail!("`{flag}` is for the Ray executor\nhint: add `--executor ray`");
+            }
+        }
+    }
     let (recipe, opts) = prepare(&recipe_path, &run, dpi, &cli.global)?;
-    let summary = build::run(&recipe, &opts)?;
+    let summary = match exec.executor {
+        Executor::Local => build::run(&recipe, &opts)?,
+        Executor::Ray => {
+            let ray = build::ray::RayOptions {
+                address: exec.address,
+                python: exec.python,
+                // One CPU per task unless `--threads` says more: Ray runs as many
+                // tasks side by side as the nodes have CPUs.
+                task_threads: run.threads.unwrap_or(1),
+                quiet: cli.global.quiet,
+            };
+            build::ray::run(&recipe, &opts, &ray)?
+        }
+    };
     if !cli.global.quiet {
         print_summary(&recipe, &summary);
     }

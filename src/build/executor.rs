@@ -189,14 +189,33 @@ fn run_task(env: &Env, plan: &Plan, task: &Task, key: &str) -> anyhow::Result<()
     dir.commit()
 }
 
+/// A phase's tasks, and those an earlier run has not completed.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseWork {
+    pub name: String,
+    pub total: usize,
+    pub pending: Vec<String>,
+}
+
+/// Another executor: runs the pending tasks of every phase but finalize, phase after
+/// phase, in other processes (`curate task`); this process then writes the output.
+pub type Remote<'a> = &'a mut dyn FnMut(&Plan, &[PhaseWork]) -> anyhow::Result<()>;
+
 /// `curate run`: plan, run every task here, write the output.
 pub fn run(recipe: &Recipe, opts: &RunOptions) -> anyhow::Result<RunSummary> {
+    run_with(recipe, opts, None)
+}
+
+/// Plan, have `remote` (or this process, when `None`) run the tasks, and write the
+/// output here, holding the output's lock throughout: the finalize task runs in this
+/// process, under the lock it already holds.
+pub fn run_with(recipe: &Recipe, opts: &RunOptions, remote: Option<Remote>) -> anyhow::Result<RunSummary> {
     let started = Instant::now();
     let out_dir = opts.out.clone().unwrap_or_else(|| recipe.output_dir.clone());
     // Taken first: it holds the output's lock for the whole run.
     let staging = Staging::create(&out_dir)?;
     let plan = make_plan(recipe, opts, &out_dir)?;
-    let result = run_plan(recipe, opts, &plan, staging, started);
+    let result = run_plan(recipe, opts, &plan, staging, started, remote);
     if result.is_err() {
         // Completed tasks stay for the next run to resume from; a work folder with
         // none is removed.
@@ -210,12 +229,52 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> anyhow::Result<RunSummary> {
     result
 }
 
-fn run_plan(recipe: &Recipe, opts: &RunOptions, plan: &Plan, staging: Staging, started: Instant) -> anyhow::Result<RunSummary> {
+fn run_plan(
+    recipe: &Recipe,
+    opts: &RunOptions,
+    plan: &Plan,
+    staging: Staging,
+    started: Instant,
+    remote: Option<Remote>,
+) -> anyhow::Result<RunSummary> {
     let plan = plan.clone();
-    let env = Env::new(recipe, &plan, opts.threads, opts.progress)?;
     let keys = keys(&plan, recipe);
     let (mut ran, mut skipped) = (0u64, 0u64);
-    for phase in plan.phases.iter().filter(|p| p.name != "finalize") {
+    let by_remote = remote.is_some();
+    if let Some(remote) = remote {
+        let phases: Vec<PhaseWork> = plan
+            .phases
+            .iter()
+            .filter(|p| p.name != "finalize")
+            .map(|p| PhaseWork {
+                name: p.name.clone(),
+                total: p.tasks.len(),
+                pending: p
+                    .tasks
+                    .iter()
+                    .filter(|t| work::completed(&plan.work, &t.id, &keys[&t.id]).is_none())
+                    .map(|t| t.id.clone())
+                    .collect(),
+            })
+            .collect();
+        remote(&plan, &phases)?;
+        let pending: u64 = phases.iter().map(|p| p.pending.len() as u64).sum();
+        let total: u64 = phases.iter().map(|p| p.total as u64).sum();
+        (ran, skipped) = (pending, total - pending);
+        // What the other processes wrote must be here, complete.
+        for t in plan.phases.iter().flat_map(|p| &p.tasks).filter(|t| t.kind != TaskKind::Finalize) {
+            if work::completed(&plan.work, &t.id, &keys[&t.id]).is_none() {
+                bail!(
+                    "task `{}` finished, but its outputs are not complete in `{}`\nhint: the work folder must be on a filesystem that every node mounts at the same path",
+                    t.id,
+                    work::task_dir(&plan.work, &t.id).display()
+                );
+            }
+        }
+    }
+    let env = Env::new(recipe, &plan, opts.threads, opts.progress)?;
+    let local = if by_remote { &[][..] } else { &plan.phases[..] };
+    for phase in local.iter().filter(|p| p.name != "finalize") {
         for (i, task) in phase.tasks.iter().enumerate() {
             let key = &keys[&task.id];
             if work::completed(&plan.work, &task.id, key).is_some() {

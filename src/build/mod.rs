@@ -22,6 +22,7 @@ pub mod finalize;
 pub mod map_task;
 pub mod passes;
 pub mod plan;
+pub mod ray;
 pub mod tokenize_task;
 pub mod work;
 

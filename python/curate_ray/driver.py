@@ -1,0 +1,184 @@
+"""The Ray driver that `curate run RECIPE --executor ray` starts.
+
+It reads the job from stdin (JSON: the plan's path, the curate binary, the CPUs of a
+task, the cluster's address, and each phase's task ids with those still to run), and
+writes what happens to stdout as lines `@curate {JSON}` that curate prints:
+
+- `cluster`: the nodes that will run tasks;
+- `task`: a task finished (on which node, in how long, or found already complete);
+- `phase`: a phase finished;
+- `failed`: a task failed for a reason of its own; `stderr` is curate's message;
+- `error`: the run cannot go on (no cluster, a node that cannot see the work folder).
+
+The exit code is 0 when every phase finished, 2 otherwise.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+# How long every node has to answer the start-up check.
+CHECK_TIMEOUT_S = float(os.environ.get("CURATE_RAY_CHECK_TIMEOUT", "60"))
+# Tries of a task whose worker or `curate task` process was killed (Ray retries it).
+MAX_RETRIES = 3
+
+
+def emit(event, **fields):
+    fields["event"] = event
+    sys.stdout.write("@curate " + json.dumps(fields) + "\n")
+    sys.stdout.flush()
+
+
+class TaskKilled(Exception):
+    """`curate task` was killed by a signal (out of memory, a node going away): Ray
+    runs the task again."""
+
+
+def _die_with_parent():
+    # The `curate task` process goes when the Ray worker that started it goes, so that
+    # a retried task never races an orphan of its first try.
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def run_task(curate, plan, task_id, threads):
+    """One task: `curate task PLAN ID` on this node. A failure of the task's own is a
+    result (its exit code and stderr), not an exception, so Ray does not retry it."""
+    import ray
+
+    node = ray.util.get_node_ip_address()
+    node_id = ray.get_runtime_context().get_node_id()
+    started = time.time()
+    try:
+        p = subprocess.run(
+            [curate, "task", plan, task_id, "--threads", str(threads)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            preexec_fn=_die_with_parent,
+        )
+    except OSError as e:
+        return {"id": task_id, "node": node, "code": 127, "stderr": f"error: cannot run `{curate}` on node {node}: {e}\n"}
+    stderr = p.stderr.decode("utf-8", "replace")
+    if p.returncode < 0:
+        raise TaskKilled(f"`curate task {task_id}` was killed by signal {-p.returncode} on node {node}")
+    return {
+        "id": task_id,
+        "node": node,
+        "node_id": node_id,
+        "code": p.returncode,
+        "stderr": stderr[-20000:],
+        "already": "was already complete" in stderr,
+        "seconds": round(time.time() - started, 3),
+    }
+
+
+def check_node(paths, curate):
+    """What this node cannot see of the shared paths, and whether it can run curate."""
+    import ray
+
+    missing = [p for p in paths if not os.path.exists(p)]
+    runs = os.path.isfile(curate) and os.access(curate, os.X_OK)
+    return {"node": ray.util.get_node_ip_address(), "missing": missing, "curate": runs}
+
+
+def main(argv):
+    job = json.load(sys.stdin)
+    try:
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+    except ImportError as e:
+        emit("error", message=f"Ray is not installed for `{sys.executable}` ({e})",
+             hint="`python -m pip install -r python/curate_ray/requirements.txt`")
+        return 2
+    # The functions below travel to the workers by value: the nodes need Ray, not
+    # this package.
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+    address = job.get("address")
+    try:
+        ray.init(address=address, log_to_driver=False, logging_level="WARNING")
+    except Exception as e:  # Ray raises several kinds here: say which cluster, and why
+        where = f"at `{address}`" if address else "(RAY_ADDRESS, else a local one)"
+        emit("error", message=f"cannot connect to the Ray cluster {where}: {e}",
+             hint="start one with `ray start --head`, or give its address with `--address` or RAY_ADDRESS")
+        return 2
+    try:
+        return run(job, ray, NodeAffinitySchedulingStrategy)
+    finally:
+        ray.shutdown()
+
+
+def run(job, ray, NodeAffinitySchedulingStrategy):
+    curate, plan, threads = job["curate"], job["plan"], int(job["threads"])
+
+    # Every node that can run a task must see the work folder and the curate binary at
+    # the same paths as this one: check each before the first task is submitted.
+    nodes = [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0]
+    if not nodes:
+        emit("error", message="the Ray cluster has no live node with a CPU")
+        return 2
+    checks = {
+        n["NodeID"]: ray.remote(check_node)
+        .options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
+        .remote(job["shared"], curate)
+        for n in nodes
+    }
+    ready, _ = ray.wait(list(checks.values()), num_returns=len(checks), timeout=CHECK_TIMEOUT_S)
+    ready = set(ready)
+    problems = []
+    for n in nodes:
+        ref = checks[n["NodeID"]]
+        ip = n.get("NodeManagerAddress", "?")
+        if ref not in ready:
+            problems.append(f"node {ip} ({n['NodeID'][:12]}) did not answer within {CHECK_TIMEOUT_S:.0f}s")
+            continue
+        r = ray.get(ref)
+        for p in r["missing"]:
+            problems.append(f"node {ip} ({n['NodeID'][:12]}) cannot see `{p}`")
+        if not r["curate"]:
+            problems.append(f"node {ip} ({n['NodeID'][:12]}) cannot run the curate binary `{curate}`")
+    if problems:
+        emit("error", message="not every Ray node sees the build's files:\n  " + "\n  ".join(problems),
+             hint="the work folder, the output's folder and the curate binary must be on a filesystem every node mounts at the same path (see docs/outputs.md)")
+        return 2
+    emit("cluster", nodes=[{"id": n["NodeID"], "ip": n.get("NodeManagerAddress"), "cpus": n["Resources"].get("CPU", 0)} for n in nodes])
+
+    remote = ray.remote(run_task).options(num_cpus=threads, max_retries=MAX_RETRIES, retry_exceptions=True)
+    for phase in job["phases"]:
+        name, total, pending = phase["name"], phase["total"], phase["pending"]
+        started = time.time()
+        refs = {remote.remote(curate, plan, t, threads): t for t in pending}
+        done, already, on = total - len(pending), 0, set()
+        waiting = list(refs)
+        while waiting:
+            finished, waiting = ray.wait(waiting, num_returns=1)
+            ref = finished[0]
+            try:
+                r = ray.get(ref)
+            except Exception as e:  # Ray gave up on the task (killed on every try)
+                cause = e.cause if isinstance(getattr(e, "cause", None), Exception) else e
+                r = {"id": refs[ref], "node": "?", "code": -1,
+                     "stderr": f"error: task `{refs[ref]}` failed on every one of its {MAX_RETRIES + 1} tries: {cause}\n"}
+            if r["code"] != 0:
+                # The tasks cancelled here end in errors of Ray's that say nothing.
+                os.environ["RAY_IGNORE_UNHANDLED_ERRORS"] = "1"
+                for w in waiting:
+                    ray.cancel(w, force=True)
+                emit("failed", phase=name, id=r["id"], node=r["node"], code=r["code"], stderr=r["stderr"])
+                return 2
+            done += 1
+            already += bool(r.get("already"))
+            on.add(r.get("node_id"))
+            emit("task", phase=name, id=r["id"], node=r["node"], seconds=r["seconds"], already=bool(r.get("already")),
+                 done=done, total=total)
+        emit("phase", phase=name, total=total, ran=len(pending) - already, skipped=total - len(pending) + already,
+             nodes=len(on), seconds=round(time.time() - started, 3))
+    return 0

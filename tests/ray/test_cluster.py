@@ -1,0 +1,254 @@
+"""The Ray executor on a real two-node Ray cluster (a head and a worker node, 1 CPU
+each), started and stopped here, on 127.0.0.1 only.
+
+Run by `scripts/test_ray.sh`, which puts it in a network namespace that has nothing
+but loopback (Ray otherwise binds the machine's network interface): this script
+refuses to start a cluster anywhere else.
+
+Checks:
+- the quickstart and a generated multi-file corpus (planted exact and near duplicates
+  across files) give outputs byte-identical to the local executor's, with tasks on both
+  nodes;
+- a task failing on bad input fails the run with curate's own message, no traceback;
+- a run started again skips the tasks an earlier run completed, and says so; started
+  with `python -m curate_ray`;
+- a node that cannot see the work folder (a third node, in a mount namespace where an
+  empty tmpfs hides it) is a clear error before any task runs.
+"""
+
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CURATE = os.environ.get("CURATE_BIN") or os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target")), "debug", "curate")
+
+failures = []
+
+
+def check(name, ok, detail=""):
+    print(f"{'ok' if ok else 'FAILED'}: {name}" + (f"\n{detail}" if not ok and detail else ""), flush=True)
+    if not ok:
+        failures.append(name)
+
+
+def outputs(d):
+    """Every file of an output folder but timings.json, as bytes."""
+    files = {}
+    for root, _, names in os.walk(d):
+        for n in names:
+            p = os.path.join(root, n)
+            rel = os.path.relpath(p, d)
+            if rel != "timings.json":
+                with open(p, "rb") as f:
+                    files[rel] = f.read()
+    return files
+
+
+def same(a, b):
+    fa, fb = outputs(a), outputs(b)
+    if fa.keys() != fb.keys():
+        return False, f"files differ: {sorted(fa.keys() ^ fb.keys())}"
+    diff = [k for k in fa if fa[k] != fb[k]]
+    return not diff and len(fa) > 0, f"bytes differ: {diff}" if diff else ("no files" if not fa else "")
+
+
+def curate(*args, env=None):
+    p = subprocess.run([CURATE, "--no-progress", *args], capture_output=True, text=True, env=env)
+    return p
+
+
+def ray_run(recipe, out, address, *extra):
+    return curate("run", recipe, "--executor", "ray", "--address", address, "--python", sys.executable, "--out", out, *extra)
+
+
+def words(rng, n):
+    w = "river stone garden quiet market lantern copper meadow signal harbor winter orchard pencil thunder velvet candle bridge forest silver window".split()
+    return " ".join(rng.choice(w) for _ in range(n)) + "."
+
+
+def corpus(d, files=6, rows=1200):
+    """JSON Lines files of instructions, with exact copies and near copies (one word
+    added) of records from earlier files planted in later ones."""
+    rng = random.Random(7)
+    seen = []
+    os.makedirs(os.path.join(d, "data"), exist_ok=True)
+    for f in range(files):
+        with open(os.path.join(d, "data", f"part-{f}.jsonl"), "w") as out:
+            for i in range(rows):
+                if i % 37 == 5 and len(seen) > 100:
+                    rec = rng.choice(seen)
+                elif i % 53 == 11 and len(seen) > 100:
+                    ins, text = rng.choice(seen)
+                    rec = (ins, text[:-1] + " tailpiece.")
+                else:
+                    rec = (f"Describe item {f}-{i}.", f"Record {f}-{i}: " + words(rng, 30 + rng.randrange(20)))
+                    seen.append(rec)
+                out.write(json.dumps({"instruction": rec[0], "output": rec[1]}) + "\n")
+    tok = os.path.join(REPO, "recipes", "tokenizer", "tokenizer.json")
+    with open(os.path.join(d, "recipe.toml"), "w") as r:
+        r.write(f"""[recipe]
+name = "corpus"
+
+[target]
+tokenizer = "{tok}"
+template = "chatml"
+seq_len = 256
+
+[[source]]
+name = "parts"
+path = "data/part-*.jsonl"
+format = "instruction"
+fields = {{ instruction = "instruction", output = "output" }}
+on_error = "fail"
+
+[filters]
+min_chars = 20
+pii = "redact"
+
+[dedup]
+exact = true
+near = {{ threshold = 0.7 }}
+
+[pack]
+valid_fraction = 0.05
+""")
+    return os.path.join(d, "recipe.toml")
+
+
+def phase_line(stderr, phase):
+    return next((l for l in stderr.splitlines() if l.strip().startswith(phase + " ")), "")
+
+
+def main():
+    if not os.path.isfile(CURATE):
+        print(f"error: no curate binary at `{CURATE}` (build it, or set CURATE_BIN)", file=sys.stderr)
+        return 2
+    # /proc/net/dev lists the interfaces of this process's network namespace.
+    with open("/proc/net/dev") as f:
+        nics = sorted(l.split(":")[0].strip() for l in f.readlines()[2:])
+    if nics != ["lo"]:
+        print(f"error: this test runs only in a network namespace with nothing but loopback (found {nics}); "
+              "scripts/test_ray.sh makes one", file=sys.stderr)
+        return 2
+    from ray.cluster_utils import Cluster
+
+    tmp = tempfile.mkdtemp(prefix="curate-ray-")
+    # Ray's sockets live under its temporary folder: keep its path short.
+    os.environ["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="cr-", dir="/tmp")
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    started = time.time()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    try:
+        cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        address = cluster.address
+        check("the cluster listens on 127.0.0.1", address.startswith("127.0.0.1:"), address)
+        print(f"two-node Ray cluster at {address} in {time.time() - started:.1f}s", flush=True)
+
+        # 1. The quickstart.
+        q = os.path.join(REPO, "recipes", "quickstart.toml")
+        loc = curate("run", q, "--out", os.path.join(tmp, "q-local"), "-q")
+        check("quickstart, local executor", loc.returncode == 0, loc.stderr)
+        r = ray_run(q, os.path.join(tmp, "q-ray"), address, "--tasks", "6")
+        check("quickstart, Ray executor", r.returncode == 0, r.stderr)
+        ok, why = same(os.path.join(tmp, "q-local"), os.path.join(tmp, "q-ray"))
+        check("quickstart: Ray's outputs are byte-identical to the local executor's", ok, why)
+        check("quickstart: map tasks ran on both nodes", "on 2 node(s)" in phase_line(r.stderr, "map"), r.stderr)
+        check("quickstart: the summary is printed", "documents kept" in r.stderr, r.stderr)
+        check("the work folder is removed", not os.path.exists(os.path.join(tmp, ".q-ray.work")))
+
+        # 2. A generated corpus of several files with duplicates across files.
+        c = os.path.join(tmp, "corpus")
+        recipe = corpus(c)
+        loc = curate("run", recipe, "--out", os.path.join(c, "local"), "-q")
+        check("corpus, local executor", loc.returncode == 0, loc.stderr)
+        r = ray_run(recipe, os.path.join(c, "ray"), address, "--tasks", "8")
+        check("corpus, Ray executor", r.returncode == 0, r.stderr)
+        ok, why = same(os.path.join(c, "local"), os.path.join(c, "ray"))
+        check("corpus: Ray's outputs are byte-identical to the local executor's", ok, why)
+        check("corpus: map tasks ran on both nodes", "on 2 node(s)" in phase_line(r.stderr, "map"), r.stderr)
+        rp = os.path.join(c, "ray", "report.json")
+        report = open(rp).read() if os.path.isfile(rp) else ""
+        check("corpus: the planted duplicates were found", "dedup.exact" in report and "near_dedup.minhash" in report, report[:2000])
+
+        # 3. Resume: two map tasks done by `curate task`, then the run on Ray, started
+        # with `python -m curate_ray`.
+        out = os.path.join(c, "resumed")
+        p = curate("plan", recipe, "--out", out, "--tasks", "8", "-q")
+        check("resume: curate plan", p.returncode == 0, p.stderr)
+        plan = os.path.join(c, ".resumed.work", "plan.json")
+        for t in ["map-00000", "map-00001"]:
+            p = curate("task", plan, t, "--threads", "1")
+            check(f"resume: curate task {t}", p.returncode == 0, p.stderr)
+        r = subprocess.run([sys.executable, "-m", "curate_ray", recipe, "--address", address, "--curate", CURATE, "--",
+                            "--out", out, "--tasks", "8", "--no-progress"],
+                           capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=os.path.join(REPO, "python")))
+        check("resume: python -m curate_ray runs", r.returncode == 0, r.stderr)
+        line = phase_line(r.stderr, "map")
+        check("resume: the two complete map tasks are skipped and reported", "2 already complete" in line and " 0 run" not in line, r.stderr)
+        ok, why = same(os.path.join(c, "local"), out)
+        check("resume: outputs are byte-identical to the local executor's", ok, why)
+        t = json.load(open(os.path.join(out, "timings.json")))
+        check("resume: timings.json counts the skipped tasks", t["tasks_skipped"] == 2, json.dumps(t)[:300])
+
+        # 4. Bad input: a broken record in one file fails the run with curate's own message.
+        bad = os.path.join(tmp, "bad")
+        shutil.copytree(c, bad, ignore=shutil.ignore_patterns("local", "ray", "resumed"))
+        with open(os.path.join(bad, "data", "part-4.jsonl"), "a") as f:
+            f.write("{this is not json\n")
+        loc = curate("run", os.path.join(bad, "recipe.toml"), "--out", os.path.join(bad, "local"))
+        r = ray_run(os.path.join(bad, "recipe.toml"), os.path.join(bad, "ray"), address, "--tasks", "8")
+        # The local run names its own task first; the record's line is the same.
+        first = next((l.strip() for l in loc.stderr.splitlines() if "part-4.jsonl:1201" in l), "")
+        check("bad input: the local run fails with exit 2", loc.returncode == 2 and first, loc.stderr)
+        check("bad input: the Ray run fails with exit 2", r.returncode == 2, r.stderr)
+        check("bad input: the Ray run says curate's own error", first and first in r.stderr, f"local: {first}\nray: {r.stderr}")
+        check("bad input: it names the task and the node", "in task `map-" in r.stderr and "on Ray node 127.0.0.1" in r.stderr, r.stderr)
+        check("bad input: no traceback, no Ray log lines", "Traceback" not in r.stderr and "worker.py" not in r.stderr, r.stderr)
+        check("bad input: no output folder", not os.path.exists(os.path.join(bad, "ray")))
+
+        # 5. A node that cannot see the work folder: a third node in a mount namespace
+        # of its own, where an empty tmpfs hides this test's folder.
+        hidden = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+             f'mount -t tmpfs none "{tmp}" && exec "{os.path.join(os.path.dirname(sys.executable), "ray")}" start '
+             f'--address={address} --num-cpus=1 --block --disable-usage-stats'],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            nodes = 0
+            for _ in range(30):
+                q = subprocess.run([sys.executable, "-c", "import ray; ray.init(address=%r, logging_level='ERROR'); "
+                                    "print(sum(n['Alive'] for n in ray.nodes()))" % address], capture_output=True, text=True)
+                nodes = int((q.stdout.strip() or "0").splitlines()[-1])
+                if nodes >= 3:
+                    break
+                time.sleep(1)
+            check("unseen folder: a third node joined", nodes >= 3, f"{nodes} node(s)")
+            p = ray_run(recipe, os.path.join(c, "unseen"), address)
+            check("unseen folder: the run fails with exit 2", p.returncode == 2, p.stderr)
+            check("unseen folder: it names the node and what it cannot see",
+                  "cannot see" in p.stderr and "plan.json" in p.stderr and "node 127.0.0.1" in p.stderr, p.stderr)
+            check("unseen folder: no task ran", not os.path.isdir(os.path.join(c, ".unseen.work", "tasks")), p.stderr)
+            check("unseen folder: no traceback", "Traceback" not in p.stderr, p.stderr)
+        finally:
+            hidden.terminate()
+            try:
+                hidden.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                hidden.kill()
+    finally:
+        cluster.shutdown()
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(os.environ["RAY_TMPDIR"], ignore_errors=True)
+    print(f"Ray cluster test: {'FAILED ' + str(failures) if failures else 'all passed'} in {time.time() - started:.1f}s", flush=True)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
