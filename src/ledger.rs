@@ -312,6 +312,22 @@ impl DropReason {
     }
 }
 
+/// How many ledger rows per rule the report quotes.
+pub const LEDGER_SAMPLES: usize = 5;
+
+/// A ledger row as the report quotes it: one of the first rows of its rule.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LedgerSample {
+    pub doc_id: String,
+    pub source: String,
+    pub file: String,
+    pub row: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<u32>,
+    pub value: Option<f64>,
+    pub detail: String,
+}
+
 /// One ledger row.
 #[derive(Debug, Clone)]
 pub struct Entry {

@@ -15,6 +15,7 @@ pub mod counters;
 pub mod document;
 pub mod fetch;
 pub mod hash;
+pub mod histogram;
 pub mod inspect;
 pub mod ledger;
 pub mod output;

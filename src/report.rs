@@ -9,7 +9,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::ledger::Stage;
+use crate::histogram::Histogram;
+use crate::ledger::{LedgerSample, Stage};
 use crate::recipe::{Recipe, Source};
 use crate::shards::ShardSummary;
 use crate::stages::eval::EvalReport;
@@ -38,6 +39,21 @@ struct Report<'a> {
     /// Findings a reviewer should look at (e.g. chatbot phrases in a source declared
     /// human-written).
     warnings: Vec<String>,
+    /// The first ledger rows of each rule, in ledger order.
+    #[serde(skip_serializing_if = "ledger_samples_empty")]
+    ledger_samples: Option<&'a BTreeMap<&'static str, Vec<LedgerSample>>>,
+}
+
+fn ledger_samples_empty(s: &Option<&BTreeMap<&'static str, Vec<LedgerSample>>>) -> bool {
+    s.is_none_or(|m| m.is_empty())
+}
+
+/// A source's length distributions: characters of each document kept (in
+/// `documents.parquet`), and tokens of each document tokenized (before mixing).
+#[derive(Default, Clone, Serialize)]
+pub struct Lengths {
+    pub chars: Histogram,
+    pub tokens: Histogram,
 }
 
 /// The optional sections of a report.
@@ -48,6 +64,9 @@ pub struct Extras<'a> {
     pub compliance: Option<(&'a serde_json::Value, &'a str)>,
     pub eval: Option<&'a EvalReport>,
     pub near: Option<&'a NearSummary>,
+    /// Length histograms, one per source in recipe order.
+    pub lengths: Option<&'a [Lengths]>,
+    pub ledger_samples: Option<&'a BTreeMap<&'static str, Vec<LedgerSample>>>,
 }
 
 /// A source declared human-written whose documents show chatbot phrases at this rate
@@ -116,6 +135,8 @@ struct SourceReport<'a> {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     contamination: &'a BTreeMap<String, u64>,
     files: &'a [FileStat],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lengths: Option<&'a Lengths>,
 }
 
 fn funnel(order: &[Stage], stages: &BTreeMap<&'static str, StageCount>) -> Vec<FunnelRow> {
@@ -134,7 +155,7 @@ pub struct Rendered {
 pub fn render(recipe: &Recipe, stats: &[SourceStats], ledger_entries: u64, extras: &Extras) -> Rendered {
     // The funnel follows the recipe's stage list: execution order.
     let order = crate::stages::plan_stages(recipe);
-    let Extras { shards, compliance, eval, near } = *extras;
+    let Extras { shards, compliance, eval, near, lengths, ledger_samples } = *extras;
     let mut warnings = Vec::new();
     let mut total_stages: BTreeMap<&'static str, StageCount> = BTreeMap::new();
     let mut drops: BTreeMap<&'static str, u64> = BTreeMap::new();
@@ -165,7 +186,9 @@ pub fn render(recipe: &Recipe, stats: &[SourceStats], ledger_entries: u64, extra
                 ));
             }
         }
-        sources.push(source_report(&order, src, st));
+        let mut sr = source_report(&order, src, st);
+        sr.lengths = lengths.and_then(|l| l.get(src.index)).filter(|l| l.chars.total() + l.tokens.total() > 0);
+        sources.push(sr);
     }
     let report = Report {
         curate_version: env!("CARGO_PKG_VERSION"),
@@ -184,6 +207,7 @@ pub fn render(recipe: &Recipe, stats: &[SourceStats], ledger_entries: u64, extra
         decontamination: eval,
         near_dedup: near,
         warnings,
+        ledger_samples,
     };
     let mut json = serde_json::to_string_pretty(&report).expect("report serialises");
     json.push('\n');
@@ -226,6 +250,7 @@ fn source_report<'a>(order: &[Stage], src: &'a Source, st: &'a SourceStats) -> S
         }),
         contamination: &st.contamination,
         files: &st.files,
+        lengths: None,
     }
 }
 

@@ -75,6 +75,7 @@ pub fn run(env: &Env, plan: &Plan, staging: &Staging, compliance: Option<&super:
     let drops = super::passes::all_drops(plan)?;
     let maps = plan.tasks_of(TaskKind::Map);
     let mut docs_out = DocumentsWriter::create(&staging.file("documents.parquet"))?;
+    let mut lengths = vec![report::Lengths::default(); recipe.sources.len()];
     for (ti, mt) in maps.iter().enumerate() {
         let dropped = &drops[ti];
         let (mut row, mut next) = (0u32, 0usize);
@@ -84,6 +85,9 @@ pub fn run(env: &Env, plan: &Plan, staging: &Staging, compliance: Option<&super:
                 next += 1;
             } else {
                 docs_out.push(&doc, &recipe.sources[doc.source])?;
+                if let Some(l) = lengths.get_mut(doc.source) {
+                    l.chars.add(doc.content.chars());
+                }
             }
             row += 1;
             Ok(())
@@ -104,13 +108,22 @@ pub fn run(env: &Env, plan: &Plan, staging: &Staging, compliance: Option<&super:
 
     let t = Instant::now();
     let shard_summary = match &env.tokenizer {
-        Some(tok) => Some(shards::write(staging, recipe, tok, spill(plan, &names)?, &mut ledger, &mut stats)?),
+        Some(tok) => {
+            let spill = spill(plan, &names)?;
+            for d in &spill.docs {
+                if let Some(l) = lengths.get_mut(d.source) {
+                    l.tokens.add(d.tokens as u64);
+                }
+            }
+            Some(shards::write(staging, recipe, tok, spill, &mut ledger, &mut stats)?)
+        }
         None => None,
     };
     let shards_s = t.elapsed().as_secs_f64();
     check_training_output(recipe, &stats, documents, shard_summary.as_ref())?;
 
     let t = Instant::now();
+    let ledger_samples = ledger.samples().clone();
     let ledger_entries = ledger.finish()?;
     let compliance_sections = compliance.map(|c| (&c.report_json, c.report_markdown.as_str()));
     let mut eval_report = env.eval.as_ref().map(|e| {
@@ -126,6 +139,8 @@ pub fn run(env: &Env, plan: &Plan, staging: &Staging, compliance: Option<&super:
         compliance: compliance_sections,
         eval: eval_report.as_ref(),
         near: near_summary.as_ref(),
+        lengths: Some(&lengths),
+        ledger_samples: Some(&ledger_samples),
     };
     let rendered = report::render(recipe, &stats, ledger_entries, &extras);
     output::write_file(&staging.file("report.json"), rendered.json.as_bytes())?;

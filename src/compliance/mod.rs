@@ -368,7 +368,11 @@ impl Assessment {
                     "rules": s.rules.iter().map(|r| json!({
                         "id": r.id, "severity": r.severity, "subset": r.subset, "facts": r.facts,
                         "resolved_by": r.resolved_by, "obligations": r.obligations,
+                        "cite": r.cite.iter().map(|c| json!({"title": c.title, "url": c.url})).collect::<Vec<_>>(),
                     })).collect::<Vec<_>>(),
+                    "overrides": s.overrides,
+                    "signoffs": s.signoffs,
+                    "verdict_without_override": s.verdict_without_override,
                     "subsets": s.subsets.iter().map(|x| json!({
                         "name": x.name, "selected": x.selected, "verdict": x.verdict,
                         "rules": x.rules.iter().map(|r| &r.id).collect::<Vec<_>>(),
@@ -379,6 +383,7 @@ impl Assessment {
             .collect();
         json!({
             "policy": self.policy.meta.id,
+            "policy_url": self.policy.meta.url,
             "verdict": self.verdict(),
             "target": { "model": j.target.model, "family": j.target.family, "verdict": j.target.verdict,
                         "rules": j.target.rules.iter().map(|r| json!({"id": r.id, "severity": r.severity, "facts": r.facts, "resolved_by": r.resolved_by})).collect::<Vec<_>>() },

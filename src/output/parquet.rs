@@ -21,7 +21,7 @@ use parquet::file::properties::WriterProperties;
 
 use crate::document::{Content, Document};
 use crate::hash::hex128;
-use crate::ledger::Entry;
+use crate::ledger::{Entry, LEDGER_SAMPLES, LedgerSample};
 use crate::recipe::Source;
 
 const BATCH_ROWS: usize = 4096;
@@ -286,6 +286,8 @@ impl Columns for LedgerColumns {
 /// Streams ledger entries to `ledger.parquet`.
 pub struct LedgerWriter {
     t: TableWriter<LedgerColumns>,
+    /// The first [`LEDGER_SAMPLES`] rows of each rule, in ledger order, for the report.
+    samples: std::collections::BTreeMap<&'static str, Vec<LedgerSample>>,
 }
 
 impl LedgerWriter {
@@ -302,7 +304,7 @@ impl LedgerWriter {
             detail: StringBuilder::new(),
             duplicate_of: StringBuilder::new(),
         };
-        Ok(LedgerWriter { t: TableWriter::create(path, ledger_schema(), cols, props())? })
+        Ok(LedgerWriter { t: TableWriter::create(path, ledger_schema(), cols, props())?, samples: Default::default() })
     }
 
     pub fn push(&mut self, e: &Entry, source_name: &str) -> anyhow::Result<()> {
@@ -317,7 +319,24 @@ impl LedgerWriter {
         c.value.append_option(e.reason.value);
         c.detail.append_value(&e.reason.detail);
         c.duplicate_of.append_option(e.reason.duplicate_of.map(hex128));
+        let samples = self.samples.entry(e.reason.rule.id()).or_default();
+        if samples.len() < LEDGER_SAMPLES {
+            samples.push(LedgerSample {
+                doc_id: hex128(e.doc_id),
+                source: source_name.to_string(),
+                file: e.locator.file.to_string(),
+                row: e.locator.row,
+                sub: e.locator.sub,
+                value: e.reason.value,
+                detail: e.reason.detail.clone(),
+            });
+        }
         self.t.row_done()
+    }
+
+    /// The first rows of each rule so far, in ledger order.
+    pub fn samples(&self) -> &std::collections::BTreeMap<&'static str, Vec<LedgerSample>> {
+        &self.samples
     }
 
     pub fn finish(self) -> anyhow::Result<u64> {
