@@ -22,10 +22,12 @@ pub mod output;
 pub mod pack;
 pub mod recipe;
 pub mod report;
+pub mod report_html;
 pub mod select;
 pub mod shards;
 pub mod source;
 pub mod stages;
+pub mod svg;
 pub mod tokenize;
 pub mod train;
 

@@ -305,7 +305,7 @@ pub fn file_hashes(dir: &Path) -> anyhow::Result<Vec<(String, String)>> {
                 walk(base, &p, out)?;
             } else {
                 let rel = p.strip_prefix(base).expect("inside base").to_string_lossy().replace('\\', "/");
-                if rel != "manifest.json" && rel != "timings.json" && !rel.starts_with('.') {
+                if !matches!(rel.as_str(), "manifest.json" | "timings.json" | "report.html") && !rel.starts_with('.') {
                     out.push((rel, crate::hash::sha256_file(&p)?));
                 }
             }

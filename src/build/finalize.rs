@@ -148,6 +148,7 @@ pub fn run(env: &Env, plan: &Plan, staging: &Staging, compliance: Option<&super:
     for (name, bytes) in compliance.iter().flat_map(|c| &c.files) {
         output::write_file(&staging.file(name), bytes)?;
     }
+    let mut manifest_json = None;
     if let Some(sh) = &shard_summary {
         let manifest = report::manifest(
             recipe,
@@ -158,7 +159,14 @@ pub fn run(env: &Env, plan: &Plan, staging: &Staging, compliance: Option<&super:
             compliance_sections.map(|c| c.0),
         );
         output::write_file(&staging.file("manifest.json"), manifest.as_bytes())?;
+        manifest_json = Some(manifest);
     }
+    // The page comes last: it shows the manifest, so the manifest does not hash it.
+    let report_value: serde_json::Value = serde_json::from_str(&rendered.json).context("reading back report.json")?;
+    let manifest_value: Option<serde_json::Value> =
+        manifest_json.as_deref().map(serde_json::from_str).transpose().context("reading back manifest.json")?;
+    let html = crate::report_html::render(&report_value, manifest_value.as_ref(), "report.json")?;
+    output::write_file(&staging.file("report.html"), html.as_bytes())?;
     let report_s = t.elapsed().as_secs_f64();
     let _ = started;
     clocks.push(StageTiming { stage: "write".into(), seconds: write_s + report_s, clock: "wall".into() });

@@ -1,0 +1,212 @@
+//! `report.html`: the run report as one self-contained page (styles and SVG charts
+//! inline; no scripts, fonts or anything fetched), rendered from `report.json` and,
+//! when there is one, `manifest.json`. The page shows only what those files hold, so
+//! its numbers are theirs and its bytes are as deterministic as theirs; `curate report`
+//! renders it again from an output folder.
+//!
+//! Every number the page takes from `report.json` that a reader may want to check
+//! carries `data-k` (its path in `report.json`, keys joined by `/`) and `data-v` (the
+//! value as JSON has it).
+
+use anyhow::{Context, bail};
+use minijinja::{Environment, Value as JValue, context};
+use serde_json::Value;
+
+use crate::report::thousands;
+use crate::svg::{self, BarRow};
+
+const TEMPLATE: &str = include_str!("report_html.j2");
+
+/// Check that `report` has what the page needs, naming the first key that is missing
+/// or of the wrong type.
+fn check(report: &Value, file: &str) -> anyhow::Result<()> {
+    let need_str = ["recipe/name", "recipe/file", "recipe/sha256", "curate_version"];
+    let need_u64 = [
+        "recipe/seed",
+        "totals/records_read",
+        "totals/documents_kept",
+        "totals/chars_kept",
+        "totals/ledger_entries",
+        "totals/errors_skipped",
+    ];
+    let need_arr = ["funnel", "sources", "warnings"];
+    let at = |k: &str| report.pointer(&format!("/{k}"));
+    for k in need_str {
+        if !at(k).is_some_and(Value::is_string) {
+            bail!("`{file}`: `{}` is missing or not a string", k.replace('/', "."));
+        }
+    }
+    for k in need_u64 {
+        if !at(k).is_some_and(Value::is_u64) {
+            bail!("`{file}`: `{}` is missing or not a whole number", k.replace('/', "."));
+        }
+    }
+    for k in need_arr {
+        if !at(k).is_some_and(Value::is_array) {
+            bail!("`{file}`: `{k}` is missing or not a list");
+        }
+    }
+    if !at("drops").is_some_and(Value::is_object) {
+        bail!("`{file}`: `drops` is missing or not a table");
+    }
+    for (i, s) in report["sources"].as_array().into_iter().flatten().enumerate() {
+        if !s["name"].is_string() {
+            bail!("`{file}`: `sources[{i}].name` is missing or not a string");
+        }
+    }
+    Ok(())
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or(0)
+}
+
+fn charts(report: &Value) -> JValue {
+    let funnel: Vec<BarRow> = report["funnel"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| BarRow {
+            label: r["stage"].as_str().unwrap_or("?").to_string(),
+            values: vec![u(&r["records_in"]), u(&r["records_out"])],
+            href: None,
+        })
+        .collect();
+    let mut drops: Vec<(&String, u64)> = report["drops"].as_object().into_iter().flatten().map(|(k, v)| (k, u(v))).collect();
+    drops.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let drops: Vec<BarRow> =
+        drops.into_iter().map(|(k, n)| BarRow { label: k.clone(), values: vec![n], href: Some(format!("#rule-{k}")) }).collect();
+    let mix: Vec<BarRow> = report["shards"]["sources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| BarRow {
+            label: s["source"].as_str().unwrap_or("?").to_string(),
+            values: vec![u(&s["tokens_before"]), u(&s["train_tokens"])],
+            href: None,
+        })
+        .collect();
+    let hist = |v: &Value, unit: &str| -> Option<String> {
+        let b: Vec<(u64, u64)> = v.as_array()?.iter().map(|b| (u(&b["from"]), u(&b["documents"]))).collect();
+        (!b.is_empty()).then(|| svg::histogram(&b, unit))
+    };
+    let lengths: Vec<JValue> = report["sources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s.get("lengths").is_some())
+        .map(|s| {
+            let l = &s["lengths"];
+            context! {
+                name => s["name"].as_str().unwrap_or("?"),
+                chars => hist(&l["chars"], "characters").map(JValue::from_safe_string),
+                tokens => hist(&l["tokens"], "tokens").map(JValue::from_safe_string),
+            }
+        })
+        .collect();
+    let safe = |s: String| JValue::from_safe_string(s);
+    context! {
+        funnel => safe(svg::hbars(&funnel, &["records in", "records out"])),
+        drops => (!drops.is_empty()).then(|| safe(svg::hbars(&drops, &["records"]))),
+        mix => (!mix.is_empty()).then(|| safe(svg::hbars(&mix, &["tokens before", "train tokens after"]))),
+        lengths => lengths,
+    }
+}
+
+/// A JSON value as short text: strings as they are, lists joined with `, `, tables as
+/// `key: value` pairs.
+fn brief(v: &Value) -> String {
+    match v {
+        Value::Null => "–".to_string(),
+        Value::String(s) => s.clone(),
+        Value::Array(a) => a.iter().map(brief).collect::<Vec<_>>().join(", "),
+        Value::Object(o) => o.iter().map(|(k, v)| format!("{k}: {}", brief(v))).collect::<Vec<_>>().join("; "),
+        other => other.to_string(),
+    }
+}
+
+/// Render the page. `file` names the report for errors (e.g. `out/report.json`).
+pub fn render(report: &Value, manifest: Option<&Value>, file: &str) -> anyhow::Result<String> {
+    check(report, file)?;
+    let mut env = Environment::new();
+    // Optional sections (no shards, no policy) read as empty rather than failing.
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
+    // Escape as HTML needs (`&`, `<`, `>`, quotes), leaving `/` in links readable.
+    env.set_formatter(|out, _state, value| {
+        let text = value.to_string();
+        let text = if value.is_safe() { text } else { svg::escape(&text) };
+        out.write_str(&text).map_err(minijinja::Error::from)
+    });
+    env.add_filter("thousands", |v: JValue| -> String {
+        match u64::try_from(v.clone()) {
+            Ok(n) => thousands(n),
+            Err(_) => v.to_string(),
+        }
+    });
+    env.add_filter("pct", |v: f64| -> String { format!("{:.2}%", v * 100.0) });
+    env.add_filter("brief", |v: JValue| -> String {
+        let j: Value = serde_json::to_value(&v).unwrap_or(Value::Null);
+        brief(&j)
+    });
+    env.add_filter("json", |v: JValue| -> String { serde_json::to_string(&v).unwrap_or_default() });
+    env.add_template("report.html", TEMPLATE).context("the report page template")?;
+    let tmpl = env.get_template("report.html").context("the report page template")?;
+    let dropped: u64 = report["drops"].as_object().into_iter().flatten().map(|(_, v)| u(v)).sum();
+    let mut html = tmpl
+        .render(context! {
+            r => JValue::from(minijinja::value::Serde(report)),
+            m => manifest.map(|m| JValue::from(minijinja::value::Serde(m))),
+            charts => charts(report),
+            dropped => dropped,
+        })
+        .with_context(|| format!("rendering the page from `{file}`"))?;
+    if !html.ends_with('\n') {
+        html.push('\n');
+    }
+    Ok(html)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minimal() -> Value {
+        serde_json::json!({
+            "curate_version": "0.1.0",
+            "recipe": { "name": "t<x>", "file": "t.toml", "sha256": "ab", "seed": 1 },
+            "totals": { "records_read": 10, "documents_kept": 7, "chars_kept": 70, "ledger_entries": 3, "errors_skipped": 0 },
+            "funnel": [ { "stage": "read", "records_in": 10, "records_out": 9 } ],
+            "drops": { "filter.empty": 3 },
+            "sources": [ { "name": "a", "documents_kept": 7 } ],
+            "warnings": [],
+        })
+    }
+
+    #[test]
+    fn renders_a_minimal_report_with_escaped_text() {
+        let html = render(&minimal(), None, "report.json").unwrap();
+        assert!(html.contains("t&lt;x&gt;"), "the recipe name is escaped");
+        assert!(!html.contains("t<x>"));
+        assert!(html.contains(r#"data-k="totals/records_read" data-v="10""#));
+        assert!(html.contains(r##"href="#rule-filter.empty""##));
+        assert!(html.contains(r#"id="summary""#));
+    }
+
+    #[test]
+    fn missing_keys_are_named() {
+        let mut r = minimal();
+        r["totals"].as_object_mut().unwrap().remove("documents_kept");
+        let e = render(&r, None, "out/report.json").unwrap_err().to_string();
+        assert!(e.contains("`out/report.json`") && e.contains("totals.documents_kept"), "{e}");
+        let mut r = minimal();
+        r["sources"][0] = serde_json::json!({});
+        let e = render(&r, None, "report.json").unwrap_err().to_string();
+        assert!(e.contains("sources[0].name"), "{e}");
+    }
+
+    #[test]
+    fn brief_flattens_json() {
+        assert_eq!(brief(&serde_json::json!({"kind": "recipe", "key": "path"})), "key: path; kind: recipe");
+        assert_eq!(brief(&serde_json::json!(["a", 1, null])), "a, 1, –");
+    }
+}
