@@ -197,6 +197,15 @@ enum Command {
         #[arg(long, default_value = "train")]
         split: String,
     },
+    /// Write an output's `report.html` again from its `report.json` (and
+    /// `manifest.json`, when there is one), and print its path.
+    Report {
+        /// The output folder (holding report.json).
+        out: PathBuf,
+        /// Open the page with the desktop's opener (`xdg-open`, or `open` on macOS).
+        #[arg(long)]
+        open: bool,
+    },
     /// Fine-tune the recipe's base model on its shards with the bundled trainer
     /// (`[train]` in the recipe; see docs/trainer.md). The exit code is the trainer's.
     Train(TrainArgs),
@@ -248,6 +257,14 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
             let marks = if color { crate::inspect::Marks::Color } else { crate::inspect::Marks::Brackets };
             print!("{}", crate::inspect::inspect(&out, &split, pack, marks)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(Command::Report { out, open }) => {
+            let page = crate::report_html::rewrite(&out)?;
+            println!("{}", page.display());
+            if open {
+                crate::report_html::open(&page)?;
+            }
             return Ok(ExitCode::SUCCESS);
         }
         Some(Command::Train(t)) => {

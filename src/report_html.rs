@@ -8,6 +8,8 @@
 //! carries `data-k` (its path in `report.json`, keys joined by `/`) and `data-v` (the
 //! value as JSON has it).
 
+use std::path::{Path, PathBuf};
+
 use anyhow::{Context, bail};
 use minijinja::{Environment, Value as JValue, context};
 use serde_json::Value;
@@ -164,6 +166,47 @@ pub fn render(report: &Value, manifest: Option<&Value>, file: &str) -> anyhow::R
         html.push('\n');
     }
     Ok(html)
+}
+
+/// Render `OUT/report.html` again from `OUT/report.json` (and `OUT/manifest.json` when
+/// present), and return its path.
+pub fn rewrite(out: &Path) -> anyhow::Result<PathBuf> {
+    let read = |name: &str| -> anyhow::Result<Option<Value>> {
+        let path = out.join(name);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("cannot read `{}`", path.display())),
+        };
+        let v = serde_json::from_slice(&bytes).with_context(|| format!("`{}` is not valid JSON", path.display()))?;
+        Ok(Some(v))
+    };
+    let report_path = out.join("report.json");
+    let Some(report) = read("report.json")? else {
+        bail!(
+            "`{}` not found\nhint: `curate report` takes a build's output folder (the one holding report.json)",
+            report_path.display()
+        );
+    };
+    let manifest = read("manifest.json")?;
+    let html = render(&report, manifest.as_ref(), &report_path.display().to_string())?;
+    let page = out.join("report.html");
+    std::fs::write(&page, html).with_context(|| format!("cannot write `{}`", page.display()))?;
+    Ok(page)
+}
+
+/// Open `page` with the desktop's opener: `open` on macOS, `xdg-open` elsewhere.
+pub fn open(page: &Path) -> anyhow::Result<()> {
+    let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
+    let status = std::process::Command::new(opener).arg(page).status();
+    match status {
+        Ok(s) if s.success() => Ok(()),
+        Ok(s) => bail!("`{opener} {}` failed ({s})", page.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            bail!("cannot open `{}`: `{opener}` was not found\nhint: open the file in a browser yourself", page.display())
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot run `{opener}`")),
+    }
 }
 
 #[cfg(test)]
