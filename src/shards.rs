@@ -295,7 +295,7 @@ fn copy_tokenizer(staging: &Staging, tok: &TargetTokenizer) -> anyhow::Result<()
 }
 
 /// The file name (relative to the output) and sha256 of every output file but the
-/// manifest and timings, sorted.
+/// manifest, the timings and report.html (which shows the manifest), sorted.
 pub fn file_hashes(dir: &Path) -> anyhow::Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     fn walk(base: &Path, dir: &Path, out: &mut Vec<(String, String)>) -> anyhow::Result<()> {
