@@ -86,6 +86,13 @@ if .venv/bin/python -c "import ray" 2>/dev/null; then
 fi
 # --- end of the Ray executor --------------------------------------------------------
 
+# --- report.html in a browser ------------------------------------------------------
+# The quickstart's report.html in headless Chromium, its DOM's numbers checked against
+# report.json (scripts/test_report_browser.sh). Chromium is installed with apt-get when
+# missing and running as root; when it cannot be had the script says SKIPPED.
+CURATE_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/curate" bash scripts/test_report_browser.sh 2>&1 || status=1
+# --- end of report.html in a browser ------------------------------------------------
+
 # The trainer's tests, on CPU, against the binary the Rust tests built. Those that
 # need torch say why they are skipped when it is missing (-rs).
 export CURATE_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/curate"
