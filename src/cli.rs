@@ -563,17 +563,13 @@ fn print_summary(recipe: &recipe::Recipe, s: &RunSummary) {
     let width = recipe.sources.iter().map(|s| s.name.len()).max().unwrap_or(6).max(6);
     let shards = s.shards.as_ref();
     let seq_col = if shards.is_some() { format!(" {:>10}", "train seqs") } else { String::new() };
-    out.push_str(&format!("  {:<width$} {:>10} {:>10} {:>10}{seq_col}  dropped by rule\n", "source", "read", "kept", "dropped"));
+    out.push_str(&format!("  {:<width$} {:>10} {:>10} {:>10}{seq_col}  dropped by rule\n", "source", "records", "docs kept", "dropped"));
+    let mut evals = Vec::new();
     for (i, (src, st)) in recipe.sources.iter().zip(&s.stats).enumerate() {
         let read = st.stages.get("read").map(|c| c.records_in).unwrap_or(0);
         if src.role == recipe::SourceRole::Eval {
             // An eval set is indexed for decontamination, never kept or trained on.
-            out.push_str(&format!(
-                "  {:<width$} {:>10}  eval set `{}`, indexed for decontamination\n",
-                src.name,
-                thousands(read),
-                src.benchmark
-            ));
+            evals.push(format!("  {:<width$} {:>10}  records of `{}`, indexed for decontamination\n", src.name, thousands(read), src.benchmark));
             continue;
         }
         let (kept, _) = st.kept();
@@ -589,6 +585,14 @@ fn print_summary(recipe: &recipe::Recipe, s: &RunSummary) {
             thousands(dropped),
             rules.join(", ")
         ));
+    }
+    out.push_str("  records: rows read; docs kept: documents in documents.parquet (a self-instruct row gives several);\n");
+    out.push_str("  dropped: records and documents in the ledger (mix.weight drops come after docs kept)\n");
+    if !evals.is_empty() {
+        out.push_str("  eval sets (not trained on):\n");
+        for e in evals {
+            out.push_str(&e);
+        }
     }
     out.push_str(&format!(
         "  {} documents kept, {} records ledgered, in {:.2}s\n",
@@ -607,7 +611,7 @@ fn print_summary(recipe: &recipe::Recipe, s: &RunSummary) {
         ));
     }
     let card = if recipe.policy.is_some() { "; dataset card in README.md and NOTICE" } else { "" };
-    out.push_str(&format!("  wrote `{}` (see report.md{card})\n", s.out_dir.display()));
+    out.push_str(&format!("  wrote `{}` (see report.html or report.md{card})\n", s.out_dir.display()));
     eprint!("{out}");
 }
 
