@@ -59,6 +59,10 @@ pub fn inspect(out: &Path, split: &str, pack: usize, marks: Marks) -> anyhow::Re
         "pack {pack} of {n_packs} ({split}): {} documents, {total} of {seq_len} tokens",
         b - a
     );
+    s.push_str(match marks {
+        Marks::Brackets => "text in «…» is trained on (loss mask 1); the rest is context only\n",
+        Marks::Color => "green text is trained on (loss mask 1); the rest is context only\n",
+    });
     for (k, i) in (a..b).enumerate() {
         let t = ids.get(i).ok_or_else(|| anyhow!("sequence {i} is missing from `{split}.bin`"))?;
         let m = loss.get(i).ok_or_else(|| anyhow!("sequence {i} is missing from `{split}.loss.bin`"))?;

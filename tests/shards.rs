@@ -383,6 +383,7 @@ fn inspect_prints_a_pack_with_sources_and_trained_spans() {
     ok(&o);
     let text = String::from_utf8(o.stdout).unwrap();
     assert!(text.starts_with("pack 1 of "), "{text}");
+    assert!(text.contains("text in «…» is trained on"), "the marks are explained: {text}");
     assert!(text.contains("· source `"), "{text}");
     assert!(text.contains("«") && text.contains("</s>»"), "trained spans end with EOS: {text}");
     assert!(text.contains("<|im_start|>user\n"), "prompts are shown untrained: {text}");
