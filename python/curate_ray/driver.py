@@ -48,7 +48,11 @@ def _die_with_parent():
         pass
 
 
-def run_task(curate, plan, task_id, threads):
+# Fault injection for tests (see src/build/fault.rs): passed on to `curate task`.
+FORWARDED_ENV = ("CURATE_KILL_AT",)
+
+
+def run_task(curate, plan, task_id, threads, env=None):
     """One task: `curate task PLAN ID` on this node. A failure of the task's own is a
     result (its exit code and stderr), not an exception, so Ray does not retry it."""
     import ray
@@ -63,6 +67,7 @@ def run_task(curate, plan, task_id, threads):
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             preexec_fn=_die_with_parent,
+            env={**os.environ, **(env or {})},
         )
     except OSError as e:
         return {"id": task_id, "node": node, "code": 127, "stderr": f"error: cannot run `{curate}` on node {node}: {e}\n"}
@@ -155,7 +160,8 @@ def run(job, ray, NodeAffinitySchedulingStrategy):
     for phase in job["phases"]:
         name, total, pending = phase["name"], phase["total"], phase["pending"]
         started = time.time()
-        refs = {remote.remote(curate, plan, t, threads): t for t in pending}
+        forwarded = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+        refs = {remote.remote(curate, plan, t, threads, forwarded): t for t in pending}
         done, already, on = total - len(pending), 0, set()
         waiting = list(refs)
         while waiting:

@@ -175,6 +175,7 @@ fn keys(plan: &Plan, recipe: &Recipe) -> HashMap<String, String> {
 /// Run one task that is not the finalize task into its folder.
 fn run_task(env: &Env, plan: &Plan, task: &Task, key: &str) -> anyhow::Result<()> {
     let dir = TaskDir::create(&plan.work, &task.id, key)?;
+    super::fault::Point::new(&task.id).hit("start");
     match task.kind {
         TaskKind::Map => super::map_task::run(env, plan, task, &dir)?,
         TaskKind::Dedup => super::passes::dedup(env, plan, task, &dir)?,

@@ -1,7 +1,9 @@
 //! Named points where a run can be killed on purpose, to test resuming: with
 //! `CURATE_KILL_AT=TASK:POINT` in the environment (for example `map-00001:mid`,
-//! `near:mid`, `finalize:shards`), the process sends itself SIGKILL when it reaches
-//! that point, as a crash or an out-of-memory kill would end it. Unset, a point costs
+//! `near:mid`, `finalize:shards`, or `ID:start` for any task), the process sends itself
+//! SIGKILL when it reaches that point, as a crash or an out-of-memory kill would end it.
+//! `TASK:POINT:once=PATH` kills only while PATH does not exist, and makes it first, so
+//! a task that is run again (by an executor's retry) goes through. Unset, a point costs
 //! one comparison.
 
 use std::sync::OnceLock;
@@ -23,8 +25,16 @@ impl<'a> Point<'a> {
 
     /// Die here when asked to.
     pub fn hit(&self, point: &str) {
-        if let Some(t) = target()
-            && t.split_once(':') == Some((self.task, point))
+        let Some(t) = target() else { return };
+        let mut parts = t.splitn(3, ':');
+        if parts.next() != Some(self.task) || parts.next() != Some(point) {
+            return;
+        }
+        if let Some(once) = parts.next().and_then(|o| o.strip_prefix("once=")) {
+            if std::fs::OpenOptions::new().write(true).create_new(true).open(once).is_err() {
+                return;
+            }
+        }
         {
             let _ = std::process::Command::new("kill").args(["-KILL", &std::process::id().to_string()]).status();
             // SIGKILL is delivered before `kill` returns; never go on.

@@ -63,8 +63,8 @@ def curate(*args, env=None):
     return p
 
 
-def ray_run(recipe, out, address, *extra):
-    return curate("run", recipe, "--executor", "ray", "--address", address, "--python", sys.executable, "--out", out, *extra)
+def ray_run(recipe, out, address, *extra, env=None):
+    return curate("run", recipe, "--executor", "ray", "--address", address, "--python", sys.executable, "--out", out, *extra, env=env)
 
 
 def words(rng, n):
@@ -176,6 +176,17 @@ def main():
         rp = os.path.join(c, "ray", "report.json")
         report = open(rp).read() if os.path.isfile(rp) else ""
         check("corpus: the planted duplicates were found", "dedup.exact" in report and "near_dedup.minhash" in report, report[:2000])
+
+        # Fault: the process running a task is killed (SIGKILL, as the kernel's OOM
+        # killer or a dying node would end it) on its first try: Ray runs it again and
+        # the outputs are the same.
+        marker = os.path.join(c, "killed-once")
+        env = dict(os.environ, CURATE_KILL_AT=f"map-00001:start:once={marker}")
+        r = ray_run(recipe, os.path.join(c, "ray-killed"), address, "--tasks", "8", env=env)
+        check("fault: the killed task's first try was killed", os.path.exists(marker), r.stderr)
+        check("fault: Ray ran it again and the run finished", r.returncode == 0, r.stderr)
+        ok, why = same(os.path.join(c, "local"), os.path.join(c, "ray-killed"))
+        check("fault: outputs are byte-identical to the local executor's", ok, why)
 
         # 3. Resume: two map tasks done by `curate task`, then the run on Ray, started
         # with `python -m curate_ray`.
