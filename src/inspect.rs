@@ -56,7 +56,8 @@ pub fn inspect(out: &Path, split: &str, pack: usize, marks: Marks) -> anyhow::Re
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "pack {pack} of {n_packs} ({split}): {} documents, {total} of {seq_len} tokens",
+        "pack {pack} (packs are numbered 0 to {}, in training order; {split}): {} documents, {total} of {seq_len} tokens",
+        n_packs - 1,
         b - a
     );
     s.push_str(match marks {

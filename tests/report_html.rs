@@ -157,3 +157,28 @@ fn curate_report_writes_the_same_page_again_and_names_bad_input() {
     let err = fails(&d.curate(&["report", out.to_str().unwrap()]));
     assert!(err.contains("report.json") && err.contains("not valid JSON"), "{err}");
 }
+
+/// The dataset card says what the build holds, what it was decontaminated against and
+/// how to load it, with the numbers of report.json; NOTICE links each license's text
+/// and says where the license was stated.
+#[test]
+fn the_dataset_card_and_notice_say_what_a_publisher_needs() {
+    let d = Dir::new();
+    let out = quickstart(&d);
+    let r = report(&out);
+    let card = std::fs::read_to_string(out.join("README.md")).unwrap();
+    let contents = card.find("## Contents").expect("a Contents section");
+    assert!(contents < card.find("## Sources").unwrap(), "the build's account comes before the source list");
+    assert!(card.contains("Sample arithmetic, unit-conversion, chat and notes data"), "the recipe's description");
+    let kept = r["totals"]["documents_kept"].as_u64().unwrap();
+    assert!(card.contains(&format!("| documents (`documents.parquet`) | {kept} |")), "{card}");
+    let seqs = r["shards"]["train"]["sequences"].as_u64().unwrap();
+    assert!(card.contains(&format!("| training sequences | {seqs} |")), "{card}");
+    let tokens = r["shards"]["train"]["tokens"].as_u64().unwrap();
+    assert!(card.contains(&format!("| training tokens | {} |", curate::report::thousands(tokens))), "{card}");
+    assert!(card.contains("| arith-test | arith-test | 24 | 4 |"), "the eval set with its overlaps: {card}");
+    assert!(card.contains("load_dataset(\"parquet\", data_files=\"documents.parquet\""), "{card}");
+    let notice = std::fs::read_to_string(out.join("NOTICE")).unwrap();
+    assert!(notice.contains("License text: https://spdx.org/licenses/Apache-2.0.html"), "{notice}");
+    assert!(!notice.contains("recipe assertion"), "{notice}");
+}

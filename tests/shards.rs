@@ -382,7 +382,7 @@ fn inspect_prints_a_pack_with_sources_and_trained_spans() {
     let o = d.curate(&["inspect", out.to_str().unwrap(), "--pack", "1"]);
     ok(&o);
     let text = String::from_utf8(o.stdout).unwrap();
-    assert!(text.starts_with("pack 1 of "), "{text}");
+    assert!(text.starts_with("pack 1 (packs are numbered 0 to "), "the index is said to be 0-based: {text}");
     assert!(text.contains("text in «…» is trained on"), "the marks are explained: {text}");
     assert!(text.contains("· source `"), "{text}");
     assert!(text.contains("«") && text.contains("</s>»"), "trained spans end with EOS: {text}");

@@ -146,7 +146,19 @@ pub fn run(env: &Env, plan: &Plan, staging: &Staging, compliance: Option<&super:
     output::write_file(&staging.file("report.json"), rendered.json.as_bytes())?;
     output::write_file(&staging.file("report.md"), rendered.markdown.as_bytes())?;
     for (name, bytes) in compliance.iter().flat_map(|c| &c.files) {
-        output::write_file(&staging.file(name), bytes)?;
+        if name == "README.md" {
+            // The card's compliance part is made before the build; what the build
+            // made goes in before its list of sources.
+            let card = String::from_utf8_lossy(bytes);
+            let contents = card_contents(recipe, documents, shard_summary.as_ref(), eval_report.as_ref());
+            let card = match card.find("\n## Sources\n") {
+                Some(i) => format!("{}\n{contents}{}", &card[..i], &card[i..]),
+                None => format!("{card}\n{contents}"),
+            };
+            output::write_file(&staging.file(name), card.as_bytes())?;
+        } else {
+            output::write_file(&staging.file(name), bytes)?;
+        }
     }
     let mut manifest_json = None;
     if let Some(sh) = &shard_summary {
@@ -247,4 +259,55 @@ fn check_training_output(recipe: &Recipe, stats: &[SourceStats], documents: u64,
         );
     }
     Ok(())
+}
+
+/// The dataset card's account of the build: its description, what it holds, the
+/// evaluation sets it was decontaminated against, and how to load it.
+fn card_contents(
+    recipe: &Recipe,
+    documents: u64,
+    shards: Option<&ShardSummary>,
+    eval: Option<&crate::stages::eval::EvalReport>,
+) -> String {
+    use std::fmt::Write as _;
+    let n = crate::report::thousands;
+    let mut out = String::from("## Contents\n\n");
+    if let Some(d) = recipe.description.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
+        let _ = writeln!(out, "{d}\n");
+    }
+    out.push_str("| what | count |\n|---|---:|\n");
+    let _ = writeln!(out, "| documents (`documents.parquet`) | {} |", n(documents));
+    if let Some(sh) = shards {
+        let _ = writeln!(out, "| training sequences | {} |", n(sh.train.sequences));
+        let _ = writeln!(out, "| training tokens | {} |", n(sh.train.tokens));
+        let _ = writeln!(out, "| training tokens with loss | {} |", n(sh.train.loss_tokens));
+        let _ = writeln!(out, "| packs of {} tokens | {} |", sh.seq_len, n(sh.train.packs));
+        if let Some(v) = &sh.valid {
+            let _ = writeln!(out, "| validation sequences | {} |", n(v.sequences));
+        }
+    }
+    out.push_str("\n### Decontamination\n\n");
+    match eval {
+        Some(e) => {
+            let _ = writeln!(
+                out,
+                "Every training document was checked against these evaluation sets: a document sharing a {}-gram of normalised words with an item (or holding a shorter item whole) was {}.\n",
+                e.ngram,
+                if e.action == "drop" { "dropped" } else { "flagged in the report" }
+            );
+            out.push_str("| eval set | benchmark | items indexed | training documents overlapping |\n|---|---|---:|---:|\n");
+            for s in &e.sources {
+                let hits: u64 = e.contamination.get(&s.benchmark).map(|m| m.values().sum()).unwrap_or(0);
+                let _ = writeln!(out, "| {} | {} | {} | {} |", s.source, s.benchmark, n(s.indexed), n(hits));
+            }
+        }
+        None => out.push_str("No evaluation set was given, so the data was not checked for benchmark overlap.\n"),
+    }
+    out.push_str("\n### Loading\n\n```python\nfrom datasets import load_dataset\n\ndocs = load_dataset(\"parquet\", data_files=\"documents.parquet\", split=\"train\")\n```\n");
+    if shards.is_some() {
+        out.push_str(
+            "\nThe training shards (`train.bin`/`.idx`, Megatron-LM's indexed-dataset format, with `train.loss.*` and `train.packs.npy`) read with numpy alone: `python/curate_shards.py` in curate's repository yields each pack's `input_ids`, `loss_mask` and `position_ids`.\n",
+        );
+    }
+    out
 }

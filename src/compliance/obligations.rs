@@ -235,6 +235,16 @@ pub fn publish_duty(c: &Credit) -> String {
     format!("Publish: `{}` ({}) is self-made data; it must be open-sourced and publicly accessible by the time of submission.", c.source, c.dataset)
 }
 
+/// Links to the text of each SPDX license in an expression (the SPDX list's pages).
+fn license_links(expr: &str) -> Vec<String> {
+    let mut ids: Vec<&str> = expr
+        .split(|c: char| c.is_whitespace() || c == '(' || c == ')')
+        .filter(|t| !t.is_empty() && !matches!(*t, "AND" | "OR" | "WITH") && !t.starts_with("LicenseRef-") && *t != "NOASSERTION")
+        .collect();
+    ids.dedup();
+    ids.into_iter().map(|id| format!("https://spdx.org/licenses/{}.html", id.trim_end_matches('+'))).collect()
+}
+
 pub fn notice(recipe_name: &str, policy: &str, ob: &Obligations) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{recipe_name}\n\nThis dataset was built by curate (policy `{policy}`) from the sources below.");
@@ -243,8 +253,16 @@ pub fn notice(recipe_name: &str, policy: &str, ob: &Obligations) -> String {
         out.push_str("Attributions\n------------\n");
         for c in &ob.attribution {
             let _ = writeln!(out, "- {} ({}), licensed {}.", c.dataset, c.source, c.license);
-            for e in &c.evidence {
-                let _ = writeln!(out, "    {e}");
+            for link in license_links(&c.license) {
+                let _ = writeln!(out, "    License text: {link}");
+            }
+            // Where the license is stated; the recipe's own word is said once.
+            let stated: Vec<&String> = c.evidence.iter().filter(|e| e.starts_with("http")).collect();
+            if stated.is_empty() {
+                let _ = writeln!(out, "    License as declared in the recipe.");
+            }
+            for e in stated {
+                let _ = writeln!(out, "    Stated at: {e}");
             }
         }
         out.push('\n');
