@@ -182,3 +182,14 @@ fn the_dataset_card_and_notice_say_what_a_publisher_needs() {
     assert!(notice.contains("License text: https://spdx.org/licenses/Apache-2.0.html"), "{notice}");
     assert!(!notice.contains("recipe assertion"), "{notice}");
 }
+
+#[test]
+fn notice_says_what_was_changed() {
+    let d = Dir::new();
+    let out = quickstart(&d);
+    let notice = std::fs::read_to_string(out.join("NOTICE")).unwrap();
+    let changes = &notice[notice.find("Changes made").expect("a Changes made section")..];
+    for s in ["normalised", "PII redaction", "exact duplicates were removed", "near-duplicates were removed", "tokenized", "ledger.parquet"] {
+        assert!(changes.contains(s), "`{s}` missing: {changes}");
+    }
+}

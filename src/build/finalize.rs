@@ -156,6 +156,10 @@ pub fn run(env: &Env, plan: &Plan, staging: &Staging, compliance: Option<&super:
                 None => format!("{card}\n{contents}"),
             };
             output::write_file(&staging.file(name), card.as_bytes())?;
+        } else if name == "NOTICE" {
+            let mut notice = String::from_utf8_lossy(bytes).into_owned();
+            notice.push_str(&changes_made(recipe));
+            output::write_file(&staging.file(name), notice.as_bytes())?;
         } else {
             output::write_file(&staging.file(name), bytes)?;
         }
@@ -309,5 +313,37 @@ fn card_contents(
             "\nThe training shards (`train.bin`/`.idx`, Megatron-LM's indexed-dataset format, with `train.loss.*` and `train.packs.npy`) read with numpy alone: `python/curate_shards.py` in curate's repository yields each pack's `input_ids`, `loss_mask` and `position_ids`.\n",
         );
     }
+    out
+}
+
+/// NOTICE's account of how the sources were changed, from the recipe's stage list (a
+/// license such as CC-BY asks that changes be indicated).
+fn changes_made(recipe: &Recipe) -> String {
+    use crate::ledger::Stage;
+    let stages = crate::stages::plan_stages(recipe);
+    let mut out = String::from("Changes made\n------------\n");
+    let mut line = |s: &str| {
+        out.push_str("- ");
+        out.push_str(s);
+        out.push('\n');
+    };
+    if recipe.sources.iter().any(|s| s.where_.is_some() || s.sample.is_some() || s.limit.is_some()) {
+        line("records were selected (`where`, `sample` or `limit` in the recipe);");
+    }
+    line("records were mapped to text or chat messages and normalised (Unicode NFC, `\\n` line endings, control characters and surrounding whitespace removed);");
+    for s in stages {
+        match s {
+            Stage::Pii => line("emails, phone numbers, IP addresses and keys were replaced by placeholders (PII redaction);"),
+            Stage::Filter => line("documents were filtered by length, emptiness and patterns;"),
+            Stage::Quality => line("documents were filtered by quality heuristics (Gopher, repetition, C4, language, chatbot phrases, as the recipe asks);"),
+            Stage::Decontam => line("documents overlapping evaluation sets were removed or flagged;"),
+            Stage::Dedup => line("exact duplicates were removed;"),
+            Stage::NearDedup => line("near-duplicates were removed;"),
+            Stage::Tokenize => line("documents were rendered through a chat template, tokenized and packed into training sequences;"),
+            Stage::Mix => line("sources were weighted (repeated or subsampled) in the training mix;"),
+            _ => {}
+        }
+    }
+    out.push_str("Every removed record is listed, with the rule that removed it, in ledger.parquet.\n");
     out
 }
