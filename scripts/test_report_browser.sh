@@ -32,11 +32,50 @@ trap 'rm -rf "$work"' EXIT
 page="$work/qs/report.html"
 flags=(--headless --no-sandbox --disable-gpu --disable-background-networking --disable-component-update
        --disable-sync --no-first-run --user-data-dir="$work/profile")
-timeout 60 "$chromium" "${flags[@]}" --dump-dom "file://$page" > "$work/dom.html" 2>"$work/chromium.log" \
+# The console and the network log: the page must log nothing and request nothing.
+timeout 60 "$chromium" "${flags[@]}" --enable-logging=stderr --v=0 --log-net-log="$work/net.json" \
+  --dump-dom "file://$page" > "$work/dom.html" 2>"$work/chromium.log" \
   || { cat "$work/chromium.log" >&2; echo "error: chromium could not render report.html" >&2; exit 1; }
 timeout 60 "$chromium" "${flags[@]}" --window-size=1280,2000 --screenshot="$work/report.png" "file://$page" >/dev/null 2>>"$work/chromium.log" \
   || { cat "$work/chromium.log" >&2; echo "error: chromium could not take a screenshot" >&2; exit 1; }
 [ -s "$work/report.png" ] || { echo "error: the screenshot is empty" >&2; exit 1; }
+# Kept for a person to look at, beside the quickstart's outputs (recipes/out is ignored).
+mkdir -p recipes/out/report-check && cp "$work/report.png" recipes/out/report-check/report.png
+
+python3 - "$work/chromium.log" "$work/net.json" "$work/report.png" <<'CHECK'
+import json, struct, sys, zlib
+
+log, net, png = sys.argv[1:4]
+errors = []
+# The page has no scripts: any console message is a fault.
+console = [l.strip() for l in open(log, errors="replace") if ":CONSOLE" in l]
+if console:
+    errors.append("console messages:\n    " + "\n    ".join(console[:5]))
+# Requests the page made (the browser's own have no initiating origin).
+for e in json.load(open(net)).get("events", []):
+    p = e.get("params") or {}
+    url, initiator = p.get("url", ""), p.get("initiator")
+    if initiator is not None and initiator != "not an origin" and url.split(":")[0] in ("http", "https", "ws", "wss"):
+        errors.append(f"the page requested {url} (initiator {initiator})")
+# A screenshot that shows something: its pixels are not all one colour.
+data = open(png, "rb").read()
+if data[:8] != b"\x89PNG\r\n\x1a\n":
+    errors.append("the screenshot is not a PNG")
+else:
+    i, idat = 8, b""
+    while i < len(data):
+        n, kind = struct.unpack(">I4s", data[i:i + 8])
+        if kind == b"IDAT":
+            idat += data[i + 8:i + 8 + n]
+        i += 12 + n
+    distinct = len(set(zlib.decompress(idat)))
+    if distinct < 16:
+        errors.append(f"the screenshot looks blank ({distinct} distinct byte values)")
+if errors:
+    print("report.html in Chromium:\n  " + "\n  ".join(errors), file=sys.stderr)
+    sys.exit(1)
+print("report.html in Chromium: no console message, no request from the page, a non-blank screenshot (recipes/out/report-check/report.png)")
+CHECK
 
 python3 - "$work/dom.html" "$work/qs/report.json" <<'EOF'
 import json, sys
