@@ -106,9 +106,32 @@ fn charts(report: &Value) -> JValue {
             }
         })
         .collect();
+    // Each source's own funnel, for the page to show one source at a time.
+    let source_funnels: Vec<JValue> = report["sources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            let rows: Vec<BarRow> = s["funnel"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| BarRow {
+                    label: r["stage"].as_str().unwrap_or("?").to_string(),
+                    values: vec![u(&r["records_in"]), u(&r["records_out"])],
+                    href: None,
+                })
+                .collect();
+            context! {
+                name => s["name"].as_str().unwrap_or("?"),
+                chart => JValue::from_safe_string(svg::hbars(&rows, &["records in", "records out"])),
+            }
+        })
+        .collect();
     let safe = |s: String| JValue::from_safe_string(s);
     context! {
         funnel => safe(svg::hbars(&funnel, &["records in", "records out"])),
+        source_funnels => source_funnels,
         drops => (!drops.is_empty()).then(|| safe(svg::hbars(&drops, &["records"]))),
         mix => (!mix.is_empty()).then(|| safe(svg::hbars(&mix, &["tokens before", "train tokens after"]))),
         lengths => lengths,

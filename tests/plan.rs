@@ -144,6 +144,12 @@ fn outputs_are_identical_for_any_task_and_thread_count() {
     // Dedup saw across files: duplicates were planted only across them.
     assert!(r["drops"]["dedup.exact"].as_u64().unwrap() > 100, "{}", r["drops"]);
     assert!(r["drops"]["near_dedup.minhash"].as_u64().unwrap_or(0) > 50, "{}", r["drops"]);
+    // Cluster sizes account for every near-duplicate dropped (each cluster keeps one).
+    let sizes = r["near_dedup"]["cluster_sizes"].as_array().unwrap();
+    let in_clusters: u64 = sizes.iter().map(|c| (c["size"].as_u64().unwrap() - 1) * c["clusters"].as_u64().unwrap()).sum();
+    assert_eq!(in_clusters, r["near_dedup"]["dropped"].as_u64().unwrap(), "{sizes:?}");
+    let page = std::fs::read_to_string(d.join("ref/report.html")).unwrap();
+    assert!(page.contains("Cluster sizes") && page.contains("id=\"funnel-parts\""), "the page shows cluster sizes and the source's own funnel");
     assert_eq!(timings(&d.join("ref"))["tasks_run"], 4, "one map, dedup, near and one tokenize task (finalize writes the output)");
     for (tasks, threads) in [("3", "1"), ("3", "2"), ("8", "1"), ("8", "2"), ("1", "2")] {
         let out = format!("t{tasks}-{threads}");

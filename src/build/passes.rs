@@ -178,6 +178,7 @@ pub fn near(env: &Env, plan: &Plan, task: &Task, out: &TaskDir) -> anyhow::Resul
     let mut stats: BTreeMap<usize, SourceStats> = BTreeMap::new();
     let mut ledger = EntryWriter::create(&out.file("ledger.jsonl"))?;
     let mut drops = Drops::new();
+    let mut dropped_clusters = Vec::new();
     let mut pos = 0usize;
     for (ti, mt) in maps.iter().enumerate() {
         let mut row = 0u32;
@@ -200,6 +201,7 @@ pub fn near(env: &Env, plan: &Plan, task: &Task, out: &TaskDir) -> anyhow::Resul
                     st.drop(reason.rule);
                     ledger.push(&Entry { doc_id: doc.id, source: doc.source, locator: doc.locator, reason })?;
                     drops.push((ti as u32, row));
+                    dropped_clusters.push(nd.cluster);
                 }
                 None => st.leave(Stage::NearDedup, Some(doc.chars)),
             }
@@ -221,6 +223,7 @@ pub fn near(env: &Env, plan: &Plan, task: &Task, out: &TaskDir) -> anyhow::Resul
         rejected_pairs: result.rejected_pairs as u64,
         clusters: result.clusters as u64,
         dropped: drops.len() as u64,
+        cluster_sizes: crate::stages::near_pass::cluster_sizes(dropped_clusters),
     };
     save(out, stats, serde_json::to_value(&summary).expect("summary serialises"), started, Stage::NearDedup)
 }
