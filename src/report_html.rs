@@ -63,8 +63,9 @@ fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or(0)
 }
 
-fn charts(report: &Value) -> JValue {
-    let funnel: Vec<BarRow> = report["funnel"]
+/// A funnel (the report's, or a source's) as bars of records in and out per stage.
+fn funnel_rows(funnel: &Value) -> Vec<BarRow> {
+    funnel
         .as_array()
         .into_iter()
         .flatten()
@@ -73,7 +74,11 @@ fn charts(report: &Value) -> JValue {
             values: vec![u(&r["records_in"]), u(&r["records_out"])],
             href: None,
         })
-        .collect();
+        .collect()
+}
+
+fn charts(report: &Value) -> JValue {
+    let funnel = funnel_rows(&report["funnel"]);
     let mut drops: Vec<(&String, u64)> = report["drops"].as_object().into_iter().flatten().map(|(k, v)| (k, u(v))).collect();
     drops.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     let drops: Vec<BarRow> =
@@ -112,19 +117,9 @@ fn charts(report: &Value) -> JValue {
         .into_iter()
         .flatten()
         .map(|s| {
-            let rows: Vec<BarRow> = s["funnel"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|r| BarRow {
-                    label: r["stage"].as_str().unwrap_or("?").to_string(),
-                    values: vec![u(&r["records_in"]), u(&r["records_out"])],
-                    href: None,
-                })
-                .collect();
             context! {
                 name => s["name"].as_str().unwrap_or("?"),
-                chart => JValue::from_safe_string(svg::hbars(&rows, &["records in", "records out"])),
+                chart => JValue::from_safe_string(svg::hbars(&funnel_rows(&s["funnel"]), &["records in", "records out"])),
             }
         })
         .collect();

@@ -35,7 +35,6 @@ pub struct Finalized {
 
 pub fn run(env: &Env, plan: &Plan, staging: &Staging, compliance: Option<&super::ComplianceOutputs>) -> anyhow::Result<Finalized> {
     let recipe = env.recipe;
-    let started = Instant::now();
     let names: HashMap<&str, usize> = recipe.sources.iter().map(|s| (s.name.as_str(), s.index)).collect();
     let mut stats = env.eval_stats.clone();
     stats.resize(recipe.sources.len(), SourceStats::default());
@@ -109,7 +108,7 @@ pub fn run(env: &Env, plan: &Plan, staging: &Staging, compliance: Option<&super:
     let t = Instant::now();
     let shard_summary = match &env.tokenizer {
         Some(tok) => {
-            let spill = spill(plan, &names)?;
+            let spill = spill(plan)?;
             for d in &spill.docs {
                 if let Some(l) = lengths.get_mut(d.source) {
                     l.tokens.add(d.tokens as u64);
@@ -184,7 +183,6 @@ pub fn run(env: &Env, plan: &Plan, staging: &Staging, compliance: Option<&super:
     let html = crate::report_html::render(&report_value, manifest_value.as_ref(), "report.json")?;
     output::write_file(&staging.file("report.html"), html.as_bytes())?;
     let report_s = t.elapsed().as_secs_f64();
-    let _ = started;
     clocks.push(StageTiming { stage: "write".into(), seconds: write_s + report_s, clock: "wall".into() });
     if shard_summary.is_some() {
         clocks.push(StageTiming { stage: "mix_pack_shards".into(), seconds: shards_s, clock: "wall".into() });
@@ -193,8 +191,7 @@ pub fn run(env: &Env, plan: &Plan, staging: &Staging, compliance: Option<&super:
 }
 
 /// The tokenize tasks' spills, as one list of documents in build order.
-fn spill(plan: &Plan, names: &HashMap<&str, usize>) -> anyhow::Result<Spill> {
-    let _ = names;
+fn spill(plan: &Plan) -> anyhow::Result<Spill> {
     let mut parts = Vec::new();
     let mut docs = Vec::new();
     for (pi, t) in plan.tasks_of(TaskKind::Tokenize).into_iter().enumerate() {

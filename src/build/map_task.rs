@@ -29,7 +29,7 @@ use crate::output::DocumentsWriter;
 use crate::recipe::{OnError, Source};
 use crate::report::{FileStat, SourceStats};
 use crate::source::files::InputFile;
-use crate::source::read::{self, Part, RawRecord};
+use crate::source::read::{self, RawRecord};
 use crate::stages::map::{RowOutcome, SourceCtx};
 use crate::stages::{Doc, DocStage, Verdict};
 
@@ -131,8 +131,8 @@ pub fn run(env: &Env, plan: &Plan, task: &Task, out: &TaskDir) -> anyhow::Result
         let f = &files[s.file];
         if !file_stats.iter().any(|x| x.file == f.display) {
             // A file's bytes are counted by the task that reads its start.
-            let first = matches!(s.part, Part::Whole | Part::Lines { start: 0, .. } | Part::RowGroups { start: 0, .. });
-            file_stats.push(FileStat { file: f.display.clone(), bytes: if first { f.bytes } else { 0 }, records: 0 });
+            let bytes = if s.part.starts_file() { f.bytes } else { 0 };
+            file_stats.push(FileStat { file: f.display.clone(), bytes, records: 0 });
         }
     }
 
@@ -345,7 +345,7 @@ fn reader(files: &[InputFile], slices: &[super::plan::Slice], max_record_bytes: 
         let mut batch: Vec<RawRecord> = Vec::with_capacity(BATCH_RECORDS);
         let mut batch_bytes = 0u64;
         let mut open = true;
-        let mut first = matches!(s.part, Part::Whole | Part::Lines { start: 0, .. } | Part::RowGroups { start: 0, .. });
+        let mut first = s.part.starts_file();
         let res = read::read_part(&files[s.file], s.part, max_record_bytes, &mut |mut rec| {
             rec.first = std::mem::take(&mut first);
             batch_bytes += rec.bytes;

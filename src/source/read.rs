@@ -127,6 +127,14 @@ pub enum Part {
     RowGroups { start: usize, end: usize, first_row: u64 },
 }
 
+impl Part {
+    /// Whether the part starts at the beginning of its file: its first record is the
+    /// file's first (where column checks happen) and it accounts for the file's bytes.
+    pub fn starts_file(self) -> bool {
+        matches!(self, Part::Whole | Part::Lines { start: 0, .. } | Part::RowGroups { start: 0, .. })
+    }
+}
+
 /// Read one part of a file, calling `emit` for each record in order.
 pub fn read_part(
     file: &InputFile,
