@@ -207,3 +207,30 @@ fn staging_left_by_sigkill_is_removed_by_the_next_run_and_runs_never_overlap() {
     assert!(stderr(&o).contains("left by an interrupted run"), "{}", stderr(&o));
     assert_eq!(listing(&d.join("out")), vec!["t"]);
 }
+
+/// The work folder and the lock file beside an output are removed when a build ends,
+/// so files of those names that curate did not make are refused and left alone.
+#[test]
+fn a_users_files_under_the_work_folder_or_lock_name_are_left_alone() {
+    let d = Dir::new();
+    d.write("in.jsonl", format!("{GOOD}\n"));
+    d.recipe(&source("in.jsonl"));
+    d.write("out/.t.work/tasks/mine.txt", "keep");
+    let err = fails(&d.curate(&["--no-progress", "recipe.toml"]));
+    assert!(err.contains(".t.work` exists and is not a curate work folder"), "{err}");
+    let err = fails(&d.curate(&["--no-progress", "recipe.toml", "--fresh"]));
+    assert!(err.contains("is not a curate work folder"), "--fresh does not remove it either: {err}");
+    assert_eq!(std::fs::read_to_string(d.join("out/.t.work/tasks/mine.txt")).unwrap(), "keep");
+    std::fs::remove_dir_all(d.join("out/.t.work")).unwrap();
+
+    d.write("out/.t.lock", "my notes");
+    let err = fails(&d.curate(&["--no-progress", "recipe.toml"]));
+    assert!(err.contains(".t.lock` exists and is not curate's lock file"), "{err}");
+    assert_eq!(std::fs::read_to_string(d.join("out/.t.lock")).unwrap(), "my notes");
+    assert!(!d.out().exists());
+
+    // A lock file left by a killed run (curate's own text) is taken over and removed.
+    std::fs::remove_file(d.join("out/.t.lock")).unwrap();
+    ok(&d.curate(&["--no-progress", "recipe.toml"]));
+    assert_eq!(listing(&d.join("out")), vec!["t"]);
+}

@@ -140,7 +140,7 @@ fn make_plan(recipe: &Recipe, opts: &RunOptions, out_dir: &Path) -> anyhow::Resu
             tasks: opts.tasks,
         },
     )?;
-    std::fs::create_dir_all(&work).with_context(|| format!("cannot create the work folder `{}`", work.display()))?;
+    work::create(&work)?;
     if let Some(c) = &opts.compliance {
         work::write_atomic(&work.join(COMPLIANCE_FILE), &serde_json::to_vec(c).expect("compliance serialises"))?;
     } else if work.join(COMPLIANCE_FILE).exists() {
@@ -172,8 +172,10 @@ fn keys(plan: &Plan, recipe: &Recipe) -> HashMap<String, String> {
     keys
 }
 
-/// Run one task that is not the finalize task into its folder.
-fn run_task(env: &Env, plan: &Plan, task: &Task, key: &str) -> anyhow::Result<()> {
+/// Run one task that is not the finalize task into its folder. `drops` holds the
+/// passes' drop lists once a tokenize task has read them, so that the tokenize tasks of
+/// one process read them once.
+fn run_task(env: &Env, plan: &Plan, task: &Task, key: &str, drops: &mut Option<Vec<Vec<u32>>>) -> anyhow::Result<()> {
     let dir = TaskDir::create(&plan.work, &task.id, key)?;
     super::fault::Point::new(&task.id).hit("start");
     match task.kind {
@@ -182,7 +184,10 @@ fn run_task(env: &Env, plan: &Plan, task: &Task, key: &str) -> anyhow::Result<()
         TaskKind::Near => super::passes::near(env, plan, task, &dir)?,
         TaskKind::Tokenize => {
             let i = plan.tasks_of(TaskKind::Tokenize).iter().position(|t| t.id == task.id).expect("a tokenize task");
-            let drops = super::passes::all_drops(plan)?;
+            if drops.is_none() {
+                *drops = Some(super::passes::all_drops(plan)?);
+            }
+            let drops = drops.as_ref().expect("read above");
             super::tokenize_task::run(env, plan, task, &drops[i], &dir)?
         }
         TaskKind::Finalize => bail!("the finalize task writes the output folder, not a task folder"),
@@ -238,8 +243,7 @@ fn run_plan(
     started: Instant,
     remote: Option<Remote>,
 ) -> anyhow::Result<RunSummary> {
-    let plan = plan.clone();
-    let keys = keys(&plan, recipe);
+    let keys = keys(plan, recipe);
     let (mut ran, mut skipped) = (0u64, 0u64);
     let by_remote = remote.is_some();
     if let Some(remote) = remote {
@@ -258,7 +262,7 @@ fn run_plan(
                     .collect(),
             })
             .collect();
-        remote(&plan, &phases)?;
+        remote(plan, &phases)?;
         let pending: u64 = phases.iter().map(|p| p.pending.len() as u64).sum();
         let total: u64 = phases.iter().map(|p| p.total as u64).sum();
         (ran, skipped) = (pending, total - pending);
@@ -273,8 +277,9 @@ fn run_plan(
             }
         }
     }
-    let env = Env::new(recipe, &plan, opts.threads, opts.progress)?;
+    let env = Env::new(recipe, plan, opts.threads, opts.progress)?;
     let local = if by_remote { &[][..] } else { &plan.phases[..] };
+    let mut drops = None;
     for phase in local.iter().filter(|p| p.name != "finalize") {
         for (i, task) in phase.tasks.iter().enumerate() {
             let key = &keys[&task.id];
@@ -283,14 +288,14 @@ fn run_plan(
                 continue;
             }
             env.progress.task(&phase.name, i, phase.tasks.len(), &task.id);
-            run_task(&env, &plan, task, key).with_context(|| format!("task `{}`", task.id))?;
+            run_task(&env, plan, task, key, &mut drops).with_context(|| format!("task `{}`", task.id))?;
             ran += 1;
         }
     }
     let compliance = opts.compliance.as_ref();
-    let fin = super::finalize::run(&env, &plan, &staging, compliance)?;
+    let fin = super::finalize::run(&env, plan, &staging, compliance)?;
     env.progress.finish();
-    let timings = timings(&plan, &fin, env.threads, started, ran, skipped);
+    let timings = timings(plan, &fin, env.threads, started, ran, skipped);
     write_timings(&staging, &timings)?;
     let out = staging.commit()?;
     std::fs::remove_dir_all(&plan.work).with_context(|| format!("cannot remove the work folder `{}`", plan.work.display()))?;
@@ -386,6 +391,6 @@ pub fn task(plan_path: &Path, id: &str, threads: usize) -> anyhow::Result<bool> 
     if work::completed(&plan.work, id, key).is_some() {
         return Ok(false);
     }
-    run_task(&env, &plan, task, key)?;
+    run_task(&env, &plan, task, key, &mut None)?;
     Ok(true)
 }

@@ -3,6 +3,7 @@
 //! in place.
 //!
 //! ```text
+//! .NAME.work/.curate-work          marks the folder as curate's (checked before use)
 //! .NAME.work/plan.json             the plan
 //! .NAME.work/compliance.json       the policy check's results, for the finalize task
 //! .NAME.work/tasks/ID/…            a task's outputs
@@ -140,13 +141,32 @@ pub fn tidy(work: &Path, ids: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The file that marks a work folder as curate's, written before anything else in it:
+/// the folder is removed when the build ends, so a folder without it is never used.
+pub const WORK_MARKER: &str = ".curate-work";
+
 /// Refuse a work folder that is not one (a user's folder under the same name).
 pub fn check(work: &Path) -> anyhow::Result<()> {
-    if work.exists() && !(work.is_dir() && (work.join(super::plan::PLAN_FILE).is_file() || work.join("tasks").is_dir())) {
+    let meta = match std::fs::symlink_metadata(work) {
+        Ok(m) => m,
+        Err(_) => return Ok(()),
+    };
+    if !meta.is_dir() || !work.join(WORK_MARKER).is_file() {
         bail!(
-            "`{}` exists and is not a curate work folder\nhint: curate keeps a build's task outputs there; move it away",
+            "`{}` exists and is not a curate work folder (it has no `{WORK_MARKER}`)\nhint: curate keeps a build's task outputs there and removes it when the build ends; move it away",
             work.display()
         );
+    }
+    Ok(())
+}
+
+/// Make the work folder (marked as curate's) if it is not there.
+pub fn create(work: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(work).with_context(|| format!("cannot create the work folder `{}`", work.display()))?;
+    let marker = work.join(WORK_MARKER);
+    if !marker.is_file() {
+        std::fs::write(&marker, "curate keeps a build's plan and task outputs here; it removes this folder when the build ends\n")
+            .with_context(|| format!("cannot write `{}`", marker.display()))?;
     }
     Ok(())
 }

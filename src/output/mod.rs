@@ -332,6 +332,8 @@ impl Staging {
     }
 }
 
+const LOCK_TEXT: &str = "curate holds this lock while it writes the output beside it\n";
+
 /// The advisory lock on `.NAME.lock` beside an output. The file is removed when the
 /// lock is let go, so a finished run leaves nothing beside its output.
 struct OutputLock {
@@ -346,6 +348,7 @@ impl OutputLock {
             let file = File::options()
                 .create(true)
                 .truncate(false)
+                .read(true)
                 .write(true)
                 .open(path)
                 .with_context(|| format!("cannot create the output's lock file `{}`", path.display()))?;
@@ -366,6 +369,21 @@ impl OutputLock {
             let held = file.metadata().with_context(|| format!("cannot read `{}`", path.display()))?;
             match std::fs::metadata(path) {
                 Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => {
+                    // The lock file is removed when the run ends, so it must be ours: a
+                    // file of the same name that holds anything else is left alone.
+                    let mut text = String::new();
+                    let mut f = &file;
+                    std::io::Read::read_to_string(&mut f, &mut text)
+                        .with_context(|| format!("cannot read `{}`", path.display()))?;
+                    if text.is_empty() {
+                        std::io::Write::write_all(&mut f, LOCK_TEXT.as_bytes())
+                            .with_context(|| format!("cannot write `{}`", path.display()))?;
+                    } else if text != LOCK_TEXT {
+                        bail!(
+                            "`{}` exists and is not curate's lock file\nhint: curate locks an output with `.NAME.lock` beside it; move that file away",
+                            path.display()
+                        );
+                    }
                     register(path);
                     return Ok(OutputLock { path: path.to_path_buf(), _file: file });
                 }
