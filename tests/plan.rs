@@ -325,11 +325,17 @@ fn plan_and_task_run_a_build_step_by_step() {
     assert!(err.contains("no task `nope`") && err.contains("map-00000"), "{err}");
     // Each task from another folder, as a worker on another machine would.
     let elsewhere = tempfile::tempdir().unwrap();
-    for id in &ids {
-        let o = Command::new(env!("CARGO_BIN_EXE_curate")).current_dir(elsewhere.path()).args(["task", plan_path.to_str().unwrap(), id]).output().unwrap();
+    let task = |id: &str| Command::new(env!("CARGO_BIN_EXE_curate")).current_dir(elsewhere.path()).args(["task", plan_path.to_str().unwrap(), id]).output().unwrap();
+    for id in ids.iter().filter(|id| *id != "finalize") {
+        let o = task(id);
         ok(&o);
+        assert!(stderr(&o).contains(&format!("task `{id}` done")), "{}", stderr(&o));
     }
     // Running a complete task again does nothing.
+    let o = task("map-00000");
+    ok(&o);
+    assert!(stderr(&o).contains("task `map-00000` was already complete"), "{}", stderr(&o));
+    ok(&task("finalize"));
     assert_same(&d.join("ref"), &d.join("stepwise"), "curate task, task by task");
     assert!(!work(&d, "stepwise").exists());
 }
