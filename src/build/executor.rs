@@ -277,7 +277,7 @@ fn run_plan(
             }
         }
     }
-    let env = Env::new(recipe, plan, opts.threads, opts.progress)?;
+    let env = Env::new(recipe, plan, opts.threads, opts.progress, None)?;
     let local = if by_remote { &[][..] } else { &plan.phases[..] };
     let mut drops = None;
     for phase in local.iter().filter(|p| p.name != "finalize") {
@@ -361,7 +361,7 @@ pub fn task(plan_path: &Path, id: &str, threads: usize) -> anyhow::Result<bool> 
     if let (Some(p), Some(t)) = (&plan.tokenizer, recipe.target.as_mut()) {
         t.tokenizer = Some(crate::recipe::TokenizerRef::Local(p.clone()));
     }
-    let env = Env::new(&recipe, &plan, threads, false)?;
+    let env = Env::new(&recipe, &plan, threads, false, Some(task.kind))?;
     let keys = keys(&plan, &recipe);
     if task.kind == TaskKind::Finalize {
         for t in plan.phases.iter().flat_map(|p| &p.tasks).filter(|t| t.kind != TaskKind::Finalize) {

@@ -167,24 +167,30 @@ pub struct Env<'a> {
 }
 
 impl<'a> Env<'a> {
-    pub fn new(recipe: &'a Recipe, plan: &plan::Plan, threads: usize, progress: bool) -> anyhow::Result<Env<'a>> {
+    /// What the tasks of one process share. `only` is the one task kind this process
+    /// runs (`curate task`), so that what that kind does not use (the tokenizer for a
+    /// map task, the eval index for a tokenize task) is not loaded; `None` loads all.
+    pub fn new(recipe: &'a Recipe, plan: &plan::Plan, threads: usize, progress: bool, only: Option<plan::TaskKind>) -> anyhow::Result<Env<'a>> {
+        use plan::TaskKind as K;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads.max(1))
             .thread_name(|i| format!("curate-worker-{i}"))
             .build()
             .context("cannot start worker threads")?;
+        let needs_tokenizer = !matches!(only, Some(K::Map | K::Dedup | K::Near));
+        let needs_eval = !matches!(only, Some(K::Dedup | K::Near | K::Tokenize));
         let tokenizer = match recipe.target.as_ref() {
-            Some(t) if t.tokenizer.is_some() => Some(TargetTokenizer::load(t)?),
+            Some(t) if t.tokenizer.is_some() && needs_tokenizer => Some(TargetTokenizer::load(t)?),
             _ => None,
         };
         let mut eval_stats = vec![SourceStats::default(); recipe.sources.len()];
         let eval = match &recipe.decontam {
-            Some(cfg) => {
+            Some(cfg) if needs_eval => {
                 let inputs: Vec<Vec<InputFile>> = plan.sources.iter().map(|s| s.files.iter().map(|f| f.input.clone()).collect()).collect();
                 let excluded: Vec<usize> = plan.sources.iter().enumerate().filter(|(_, s)| s.excluded).map(|(i, _)| i).collect();
                 Some(crate::stages::eval::build_index(recipe, cfg, &inputs, &excluded, &mut eval_stats)?)
             }
-            None => None,
+            _ => None,
         };
         Ok(Env {
             recipe,

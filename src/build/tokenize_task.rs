@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::entries::EntryWriter;
 use super::map_task::{count, trace};
-use super::plan::{Plan, Task, TaskKind};
+use super::plan::{Plan, Task};
 use super::work::{TaskDir, task_dir};
 use super::{Clocks, Env, TaskCounters};
 use crate::document::{Document, Locator};
@@ -132,9 +132,4 @@ pub fn run(env: &Env, plan: &Plan, task: &Task, drops: &[u32], out: &TaskDir) ->
     }
     ledger.finish()?;
     TaskCounters { sources: vec![(src, st)], clocks: clocks.snapshot(), extra: serde_json::Value::Null }.write(&out.file("counters.json"))
-}
-
-/// The tokenize tasks of a plan, in order.
-pub fn tasks(plan: &Plan) -> Vec<&Task> {
-    plan.tasks_of(TaskKind::Tokenize)
 }

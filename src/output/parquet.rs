@@ -227,11 +227,6 @@ impl DocumentsWriter {
         self.t.row_done()
     }
 
-    /// Rows pushed so far.
-    pub fn rows(&self) -> u64 {
-        self.t.rows
-    }
-
     /// Finish the file; returns the number of rows written.
     pub fn finish(self) -> anyhow::Result<u64> {
         self.t.finish()

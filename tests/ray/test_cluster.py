@@ -233,7 +233,9 @@ def main():
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             nodes = 0
-            for _ in range(30):
+            # A node joins in a few seconds; on a loaded machine it can take a minute.
+            deadline = time.time() + 120
+            while time.time() < deadline:
                 q = subprocess.run([sys.executable, "-c", "import ray; ray.init(address=%r, logging_level='ERROR'); "
                                     "print(sum(n['Alive'] for n in ray.nodes()))" % address], capture_output=True, text=True)
                 nodes = int((q.stdout.strip() or "0").splitlines()[-1])
