@@ -206,6 +206,13 @@ enum Command {
         #[arg(long)]
         open: bool,
     },
+    /// Check a compliance data folder (`licenses.toml`, `models.toml`, `catalog/*.toml`)
+    /// the way curate loads its own, and print every problem with its file: for
+    /// reviewing an edit to the catalog before it is built in.
+    Licenses {
+        /// The folder (a copy of the project's `licenses/`).
+        dir: PathBuf,
+    },
     /// Fine-tune the recipe's base model on its shards with the bundled trainer
     /// (`[train]` in the recipe; see docs/trainer.md). The exit code is the trainer's.
     Train(TrainArgs),
@@ -295,6 +302,18 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             if !cli.global.quiet {
                 eprintln!("curate: task `{task}` {}", if ran { "done" } else { "was already complete" });
             }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(Command::Licenses { dir }) => {
+            let data = compliance::cfg::Data::from_dir(&dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+            println!(
+                "{}: {} licenses, {} model families, {} datasets ({} with subsets); no problems found",
+                dir.display(),
+                data.licenses.len(),
+                data.families.len(),
+                data.catalog.len(),
+                data.catalog.iter().filter(|d| !d.subset.is_empty()).count()
+            );
             return Ok(ExitCode::SUCCESS);
         }
         Some(Command::Check { recipe, json, dpi }) => return check(&recipe, json, dpi, cli.global.quiet),

@@ -335,6 +335,11 @@ pub struct Dataset {
     #[serde(default)]
     pub aliases: Vec<String>,
     pub name: String,
+    /// Who made the dataset, as its card, paper or license file names them (the
+    /// copyright holders where a license file names them, else the authors);
+    /// NOTICE credits them.
+    #[serde(default)]
+    pub authors: Vec<String>,
     pub license: String,
     #[serde(default)]
     pub card_license: String,
@@ -847,9 +852,22 @@ impl Data {
             if ds.evidence.is_empty() {
                 d(&ds.file, format!("{what} has no evidence"));
             }
+            if ds.name.trim().is_empty() {
+                d(&ds.file, format!("{what} has no `name`"));
+            }
             for e in ds.evidence.iter().chain(ds.subset.iter().flat_map(|s| s.evidence.iter())) {
-                if !e.url.starts_with("https://") && !e.url.starts_with("http://") {
-                    d(&ds.file, format!("{what}: evidence URL `{}` is not a web address", e.url));
+                let host = e.url.strip_prefix("https://").and_then(|r| r.split('/').next()).unwrap_or("");
+                if !host.contains('.') || e.url.contains(char::is_whitespace) {
+                    d(&ds.file, format!("{what}: evidence URL `{}` is not an https address", e.url));
+                }
+                if e.says.trim().is_empty() || e.fact.trim().is_empty() {
+                    d(&ds.file, format!("{what}: evidence {} needs both `fact` and `says`", e.url));
+                }
+            }
+            let sub_gens = ds.subset.iter().filter_map(|s| s.generated_by.as_ref()).flatten();
+            for g in ds.generated_by.iter().chain(sub_gens) {
+                if self.model(g).is_none() {
+                    d(&ds.file, format!("{what}: generator `{g}` matches no family in models.toml"));
                 }
             }
             for s in &ds.subset {
