@@ -17,4 +17,4 @@ command -v unshare >/dev/null && command -v ip >/dev/null || skip "needs unshare
 .venv/bin/python -c "import ray" 2>/dev/null || skip "Ray is not installed in .venv (pip install -r python/curate_ray/requirements.txt)"
 export CURATE_BIN="${CURATE_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/debug/curate}"
 [ -x "$CURATE_BIN" ] || skip "no curate binary at $CURATE_BIN (cargo build first)"
-exec timeout 300 unshare --net bash -c 'ip link set lo up && exec .venv/bin/python tests/ray/test_cluster.py'
+exec timeout 600 unshare --net bash -c 'ip link set lo up && exec .venv/bin/python tests/ray/test_cluster.py'

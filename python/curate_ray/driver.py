@@ -22,8 +22,13 @@ import time
 
 # How long every node has to answer the start-up check.
 CHECK_TIMEOUT_S = float(os.environ.get("CURATE_RAY_CHECK_TIMEOUT", "60"))
-# Tries of a task whose worker or `curate task` process was killed (Ray retries it).
-MAX_RETRIES = 3
+# Tries of a task whose worker, `curate task` process or node was killed (Ray runs it
+# again, on any live node): CURATE_RAY_MAX_RETRIES, default 3.
+MAX_RETRIES = int(os.environ.get("CURATE_RAY_MAX_RETRIES", "3"))
+# Seconds Ray waits before running a killed task again: a node that died is declared
+# dead by Ray's health checks only after some 15 s (3 s period, 5 misses), and until
+# then a retry may be placed on it again and fail at once.
+RETRY_DELAY_S = float(os.environ.get("CURATE_RAY_RETRY_DELAY", "10"))
 
 
 def emit(event, **fields):
@@ -85,6 +90,22 @@ def run_task(curate, plan, task_id, threads, env=None):
     }
 
 
+def gave_up(task_id, e):
+    """curate's message for a task Ray stopped retrying: why, in a line, and how to go on."""
+    cause = e.cause if isinstance(getattr(e, "cause", None), Exception) else e
+    kind = type(e).__name__
+    tries = MAX_RETRIES + 1
+    if kind in ("NodeDiedError", "WorkerCrashedError", "LocalRayletDiedError", "OwnerDiedError"):
+        why = f"the Ray worker or node running it went away ({kind}) on every one of its {tries} tries"
+    elif isinstance(cause, TaskKilled):
+        why = f"{cause} on every one of its {tries} tries"
+    else:
+        why = f"it failed on every one of its {tries} tries: {str(cause).strip().splitlines()[-1] if str(cause).strip() else kind}"
+    return (f"error: task `{task_id}` did not finish: {why}\n"
+            "hint: the tasks that finished are kept in the work folder; run the same command again to resume "
+            "(CURATE_RAY_MAX_RETRIES sets how often Ray runs a task again)\n")
+
+
 def check_node(paths, curate):
     """What this node cannot see of the shared paths, and whether it can run curate."""
     import ray
@@ -108,6 +129,8 @@ def main(argv):
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
     address = job.get("address")
+    # Read by this process's Ray core, which owns the tasks and retries them.
+    os.environ.setdefault("RAY_task_retry_delay_ms", str(int(RETRY_DELAY_S * 1000)))
     try:
         ray.init(address=address, log_to_driver=False, logging_level="WARNING")
     except Exception as e:  # Ray raises several kinds here: say which cluster, and why
@@ -170,9 +193,7 @@ def run(job, ray, NodeAffinitySchedulingStrategy):
             try:
                 r = ray.get(ref)
             except Exception as e:  # Ray gave up on the task (killed on every try)
-                cause = e.cause if isinstance(getattr(e, "cause", None), Exception) else e
-                r = {"id": refs[ref], "node": "?", "code": -1,
-                     "stderr": f"error: task `{refs[ref]}` failed on every one of its {MAX_RETRIES + 1} tries: {cause}\n"}
+                r = {"id": refs[ref], "node": "?", "code": -1, "stderr": gave_up(refs[ref], e)}
             if r["code"] != 0:
                 # The tasks cancelled here end in errors of Ray's that say nothing.
                 os.environ["RAY_IGNORE_UNHANDLED_ERRORS"] = "1"

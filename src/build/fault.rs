@@ -3,8 +3,12 @@
 //! `near:mid`, `finalize:shards`, or `ID:start` for any task), the process sends itself
 //! SIGKILL when it reaches that point, as a crash or an out-of-memory kill would end it.
 //! `TASK:POINT:once=PATH` kills only while PATH does not exist, and makes it first, so
-//! a task that is run again (by an executor's retry) goes through. Unset, a point costs
-//! one comparison.
+//! a task that is run again (by an executor's retry) goes through. `TASK:POINT:pause=DIR`
+//! does not kill: the first try of each matching task writes its process id to
+//! `DIR/TASK.pid` and waits (at most ten minutes) until `DIR/release` or
+//! `DIR/TASK.release` exists, so that a
+//! test can kill the node that runs it. A TASK ending in `*` matches every task id with
+//! that prefix (`map-*`). Unset, a point costs one comparison.
 
 use std::sync::OnceLock;
 
@@ -27,10 +31,19 @@ impl<'a> Point<'a> {
     pub fn hit(&self, point: &str) {
         let Some(t) = target() else { return };
         let mut parts = t.splitn(3, ':');
-        if parts.next() != Some(self.task) || parts.next() != Some(point) {
+        let task_matches = |pattern: &str| match pattern.strip_suffix('*') {
+            Some(prefix) => self.task.starts_with(prefix),
+            None => pattern == self.task,
+        };
+        if !parts.next().is_some_and(task_matches) || parts.next() != Some(point) {
             return;
         }
-        if let Some(once) = parts.next().and_then(|o| o.strip_prefix("once=")) {
+        let action = parts.next().unwrap_or("");
+        if let Some(dir) = action.strip_prefix("pause=") {
+            pause(std::path::Path::new(dir), self.task);
+            return;
+        }
+        if let Some(once) = action.strip_prefix("once=") {
             if std::fs::OpenOptions::new().write(true).create_new(true).open(once).is_err() {
                 return;
             }
@@ -42,5 +55,20 @@ impl<'a> Point<'a> {
                 std::thread::sleep(std::time::Duration::from_secs(1));
             }
         }
+    }
+}
+
+/// Wait at a point on the first try of a task (see the module's documentation).
+fn pause(dir: &std::path::Path, task: &str) {
+    use std::io::Write;
+    let Ok(mut f) = std::fs::OpenOptions::new().write(true).create_new(true).open(dir.join(format!("{task}.pid"))) else {
+        return;
+    };
+    let _ = writeln!(f, "{}", std::process::id());
+    drop(f);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    let own = dir.join(format!("{task}.release"));
+    while !dir.join("release").exists() && !own.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }

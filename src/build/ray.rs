@@ -38,6 +38,8 @@ const REQUIREMENTS: &str = include_str!("../../python/curate_ray/requirements.tx
 
 /// Where the driver's sources are written, inside the work folder.
 const DRIVER_DIR: &str = "driver";
+/// The driver's standard error (Ray's own log lines), in the work folder.
+const DRIVER_LOG: &str = "ray-driver.log";
 
 #[derive(Debug, Clone, Default)]
 pub struct RayOptions {
@@ -142,12 +144,16 @@ fn drive(plan: &Plan, phases: &[PhaseWork], python: &Path, curate: &Path, opts: 
         pythonpath.push(":");
         pythonpath.push(old);
     }
+    // Ray's own log lines (a raylet that died, a worker that was killed) go to a file
+    // in the work folder, not between curate's lines; a failure names the file.
+    let log_path = plan.work.join(DRIVER_LOG);
+    let mut log = std::fs::File::create(&log_path).with_context(|| format!("cannot create `{}`", log_path.display()))?;
     let mut child = Command::new(python)
         .args(["-m", "curate_ray", "--job"])
         .env("PYTHONPATH", pythonpath)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(log.try_clone().with_context(|| format!("cannot open `{}` twice", log_path.display()))?)
         .spawn()
         .with_context(|| format!("cannot start the Ray driver with `{}`", python.display()))?;
     {
@@ -160,7 +166,8 @@ fn drive(plan: &Plan, phases: &[PhaseWork], python: &Path, curate: &Path, opts: 
     for line in BufReader::new(stdout).lines() {
         let line = line.context("reading the Ray driver's output")?;
         let Some(ev) = line.strip_prefix("@curate ") else {
-            eprintln!("{line}");
+            // Ray prints some of its messages on the driver's standard output.
+            let _ = writeln!(log, "{line}");
             continue;
         };
         let ev: Value = serde_json::from_str(ev).with_context(|| format!("the Ray driver wrote a line curate cannot read: {line}"))?;
@@ -225,7 +232,10 @@ fn drive(plan: &Plan, phases: &[PhaseWork], python: &Path, curate: &Path, opts: 
         return Err(e);
     }
     if !status.success() {
-        bail!("the Ray driver stopped ({status}); its messages are above");
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(20)..].join("\n  ");
+        bail!("the Ray driver stopped ({status}); the end of its messages (all in `{}`):\n  {tail}", log_path.display());
     }
     Ok(())
 }

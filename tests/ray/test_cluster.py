@@ -12,7 +12,10 @@ Checks:
 - a task failing on bad input fails the run with curate's own message, no traceback;
 - a run started again skips the tasks an earlier run completed, and says so; started
   with `python -m curate_ray`;
-- a node that cannot see the work folder (a third node, in a mount namespace where an
+- a whole node killed (SIGKILL to all its processes) while it runs a task: Ray runs
+  the task again on the other node and the outputs are the same; with no retries left,
+  the run stops with a clear error, and running it again resumes;
+- a node that cannot see the work folder (another node, in a mount namespace where an
   empty tmpfs hides it) is a clear error before any task runs.
 """
 
@@ -125,6 +128,136 @@ def phase_line(stderr, phase):
     return next((l for l in stderr.splitlines() if l.strip().startswith(phase + " ")), "")
 
 
+def alive_nodes(address):
+    q = subprocess.run([sys.executable, "-c", "import ray; ray.init(address=%r, logging_level='ERROR'); "
+                        "print(sum(n['Alive'] for n in ray.nodes()))" % address], capture_output=True, text=True)
+    try:
+        return int((q.stdout.strip() or "0").splitlines()[-1])
+    except ValueError:
+        return 0
+
+
+def wait_nodes(address, ok, seconds):
+    """Poll the number of live nodes until `ok(n)` or the deadline (a node joins or is
+    declared dead in seconds; on a loaded machine it can take a minute)."""
+    deadline = time.time() + seconds
+    while True:
+        n = alive_nodes(address)
+        if ok(n) or time.time() > deadline:
+            return n
+        time.sleep(1)
+
+
+def parent(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        # The command name, in parentheses, may hold spaces: the fields after it are plain.
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def node_running(cluster, pid):
+    """The cluster node whose raylet started the process `pid` (a task's `curate task`
+    process descends from a Ray worker, which the raylet started)."""
+    raylets = {}
+    for node in [cluster.head_node, *cluster.worker_nodes]:
+        for info in node.all_processes.get("raylet", []):
+            raylets[info.process.pid] = node
+    while pid > 1:
+        if pid in raylets:
+            return raylets[pid]
+        try:
+            pid = parent(pid)
+        except (OSError, IndexError, ValueError):
+            return None
+    return None
+
+
+def node_dies(cluster, address, c, recipe):
+    """Every map task waits on its first try (CURATE_KILL_AT `pause`) until the test
+    releases it; the two running at once are on different nodes (1 CPU each), and the
+    test kills the worker node under one of them with all its processes."""
+
+    def kill_worker_node_under_a_task(pause_dir, run, out):
+        deadline = time.time() + 120
+        pids = []
+        while time.time() < deadline and run.poll() is None:
+            pids = [f for f in os.listdir(pause_dir) if f.endswith(".pid")]
+            if len(pids) >= 2:
+                break
+            time.sleep(0.2)
+        victims, others = [], []
+        for f in pids:
+            try:
+                pid = int(open(os.path.join(pause_dir, f)).read().strip())
+            except (OSError, ValueError):
+                continue
+            node = node_running(cluster, pid)
+            if node is not None and node is not cluster.head_node:
+                victims.append((f[:-4], node))
+            else:
+                others.append(f[:-4])
+        if not victims:
+            return None
+        # The head node's task finishes first, so that a completed task is there to
+        # resume from.
+        work = os.path.join(os.path.dirname(out), "." + os.path.basename(out) + ".work")
+        for t in others:
+            open(os.path.join(pause_dir, t + ".release"), "w").close()
+            deadline = time.time() + 120
+            while time.time() < deadline and not os.path.exists(os.path.join(work, "tasks", t, "done.json")):
+                time.sleep(0.1)
+        task, node = victims[0]
+        cluster.remove_node(node, allow_graceful=False)
+        open(os.path.join(pause_dir, "release"), "w").close()
+        return task
+
+    # a. Retries left: the task runs again on the head node and the run finishes.
+    pause = os.path.join(c, "pause-a")
+    os.makedirs(pause)
+    out = os.path.join(c, "node-died")
+    env = dict(os.environ, CURATE_KILL_AT=f"map-*:start:pause={pause}")
+    run = subprocess.Popen([CURATE, "--no-progress", "run", recipe, "--executor", "ray", "--address", address,
+                            "--python", sys.executable, "--out", out, "--tasks", "8"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    task = kill_worker_node_under_a_task(pause, run, out)
+    open(os.path.join(pause, "release"), "a").close()
+    _, err = run.communicate(timeout=600)
+    check("node dies: a task was running on the worker node when it was killed", task is not None, err)
+    check("node dies: the run finished on the other node", run.returncode == 0, err)
+    ok, why = same(os.path.join(c, "local"), out)
+    check("node dies: outputs are byte-identical to the local executor's", ok, why)
+    left = wait_nodes(address, lambda n: n == 1, 180)
+    check("node dies: Ray declared the node dead", left == 1, f"{left} live node(s)")
+
+    # b. No retries: the run stops with a clear error; run again, it resumes.
+    cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    pause = os.path.join(c, "pause-b")
+    os.makedirs(pause)
+    out = os.path.join(c, "node-died-b")
+    args = [CURATE, "--no-progress", "run", recipe, "--executor", "ray", "--address", address,
+            "--python", sys.executable, "--out", out, "--tasks", "8"]
+    env = dict(os.environ, CURATE_KILL_AT=f"map-*:start:pause={pause}", CURATE_RAY_MAX_RETRIES="0")
+    run = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    task = kill_worker_node_under_a_task(pause, run, out)
+    open(os.path.join(pause, "release"), "a").close()
+    _, err = run.communicate(timeout=600)
+    check("node dies, no retries: a task was running on the worker node", task is not None, err)
+    check("node dies, no retries: the run stops with exit 2", run.returncode == 2, err)
+    check("node dies, no retries: the error names the task and says why and how to go on",
+          task is not None and "error: task `map-" in err and "did not finish" in err and "went away" in err and "run the same command again" in err, err)
+    check("node dies, no retries: Ray's log lines are kept out of curate's output", "(raylet)" not in err, err)
+    check("node dies, no retries: no traceback", "Traceback" not in err, err)
+    check("node dies, no retries: no output folder", not os.path.exists(out))
+    left = wait_nodes(address, lambda n: n == 1, 180)
+    check("node dies, no retries: Ray declared the node dead", left == 1, f"{left} live node(s)")
+    again = subprocess.run(args, capture_output=True, text=True)
+    check("node dies, no retries: the run started again finishes", again.returncode == 0, again.stderr)
+    line = phase_line(again.stderr, "map")
+    check("node dies, no retries: it resumes from the completed map tasks", "already complete" in line and " 0 already" not in line, again.stderr)
+    ok, why = same(os.path.join(c, "local"), out)
+    check("node dies, no retries: outputs are byte-identical to the local executor's", ok, why)
+
+
 def main():
     if not os.path.isfile(CURATE):
         print(f"error: no curate binary at `{CURATE}` (build it, or set CURATE_BIN)", file=sys.stderr)
@@ -221,28 +354,23 @@ def main():
         check("bad input: the Ray run fails with exit 2", r.returncode == 2, r.stderr)
         check("bad input: the Ray run says curate's own error", first and first in r.stderr, f"local: {first}\nray: {r.stderr}")
         check("bad input: it names the task and the node", "in task `map-" in r.stderr and "on Ray node 127.0.0.1" in r.stderr, r.stderr)
-        check("bad input: no traceback, no Ray log lines", "Traceback" not in r.stderr and "worker.py" not in r.stderr, r.stderr)
+        check("bad input: no traceback, no Ray log lines", "Traceback" not in r.stderr and "worker.py" not in r.stderr and "(raylet)" not in r.stderr, r.stderr)
         check("bad input: no output folder", not os.path.exists(os.path.join(bad, "ray")))
 
-        # 5. A node that cannot see the work folder: a third node in a mount namespace
+        # 5. A whole node dies while it runs a task.
+        node_dies(cluster, address, c, recipe)
+
+        # 6. A node that cannot see the work folder: a third node in a mount namespace
         # of its own, where an empty tmpfs hides this test's folder.
+        before = alive_nodes(address)
         hidden = subprocess.Popen(
             ["unshare", "--mount", "--propagation", "private", "sh", "-c",
              f'mount -t tmpfs none "{tmp}" && exec "{os.path.join(os.path.dirname(sys.executable), "ray")}" start '
              f'--address={address} --num-cpus=1 --block --disable-usage-stats'],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            nodes = 0
-            # A node joins in a few seconds; on a loaded machine it can take a minute.
-            deadline = time.time() + 120
-            while time.time() < deadline:
-                q = subprocess.run([sys.executable, "-c", "import ray; ray.init(address=%r, logging_level='ERROR'); "
-                                    "print(sum(n['Alive'] for n in ray.nodes()))" % address], capture_output=True, text=True)
-                nodes = int((q.stdout.strip() or "0").splitlines()[-1])
-                if nodes >= 3:
-                    break
-                time.sleep(1)
-            check("unseen folder: a third node joined", nodes >= 3, f"{nodes} node(s)")
+            joined = wait_nodes(address, lambda n: n >= before + 1, 120)
+            check("unseen folder: another node joined", joined >= before + 1, f"{joined} node(s), {before} before")
             p = ray_run(recipe, os.path.join(c, "unseen"), address)
             check("unseen folder: the run fails with exit 2", p.returncode == 2, p.stderr)
             check("unseen folder: it names the node and what it cannot see",
