@@ -1281,3 +1281,15 @@ fn the_real_entries_get_their_golden_verdicts() {
     );
     assert!(verdicts("upaya07-4090-mistral").iter().all(|(_, v)| v != "reject"), "no entry used rejected data");
 }
+
+/// NOTICE credits a catalogued dataset's makers beside its license.
+#[test]
+fn notice_names_the_makers_the_catalog_knows() {
+    let a = assess(MISTRAL, &hub("dolly", "databricks/databricks-dolly-15k", ""));
+    let notice = a.notice("mix");
+    let entry = &notice[notice.find("- databricks/databricks-dolly-15k (dolly), licensed CC-BY-SA-3.0.").expect(&notice)..];
+    assert!(entry.lines().nth(1).is_some_and(|l| l.trim() == "By: Databricks"), "{notice}");
+    // A dataset the catalog names no maker for gets no `By:` line.
+    let a = assess(MISTRAL, &hub("arc", "allenai/ai2_arc", ""));
+    assert!(!a.notice("mix").contains("By:"), "{}", a.notice("mix"));
+}

@@ -139,7 +139,7 @@ pub fn assess_with_cards(recipe: &Recipe, opts: &Options, cards: &dyn gather::Ca
             }
         }
     }
-    let obligations = obligations::collect(&judgement);
+    let obligations = obligations::collect(&data, &judgement);
     Ok(Assessment { data, policy, facts, judgement, obligations })
 }
 

@@ -19,6 +19,9 @@ pub struct Credit {
     pub source: String,
     pub dataset: String,
     pub license: String,
+    /// Who made the dataset (copyright holders or authors), as the catalog names them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub authors: Vec<String>,
     /// Where the license is stated (evidence URLs or the recipe).
     pub evidence: Vec<String>,
 }
@@ -62,7 +65,7 @@ fn evidence(s: &SourceVerdict) -> Vec<String> {
 }
 
 /// Gather the obligations of every source that is not rejected.
-pub fn collect(j: &Judgement) -> Obligations {
+pub fn collect(data: &Data, j: &Judgement) -> Obligations {
     let mut ob = Obligations::default();
     let mut parts: Vec<Lic> = Vec::new();
     for s in j.sources.iter().filter(|s| s.verdict != Verdict::Reject) {
@@ -74,6 +77,7 @@ pub fn collect(j: &Judgement) -> Obligations {
             source: s.name.clone(),
             dataset: s.id.clone(),
             license: ob_license.or_else(|| s.kept_license.clone()).unwrap_or_else(|| "NOASSERTION".into()),
+            authors: s.catalog.as_deref().and_then(|c| data.dataset(c)).map(|d| d.authors.clone()).unwrap_or_default(),
             evidence: evidence(s),
         };
         let mut kinds = BTreeSet::new();
@@ -253,6 +257,9 @@ pub fn notice(recipe_name: &str, policy: &str, ob: &Obligations) -> String {
         out.push_str("Attributions\n------------\n");
         for c in &ob.attribution {
             let _ = writeln!(out, "- {} ({}), licensed {}.", c.dataset, c.source, c.license);
+            if !c.authors.is_empty() {
+                let _ = writeln!(out, "    By: {}", c.authors.join("; "));
+            }
             for link in license_links(&c.license) {
                 let _ = writeln!(out, "    License text: {link}");
             }
