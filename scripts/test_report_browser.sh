@@ -77,12 +77,13 @@ if errors:
 print("report.html in Chromium: no console message, no request from the page, a non-blank screenshot (recipes/out/report-check/report.png)")
 CHECK
 
-python3 - "$work/dom.html" "$work/qs/report.json" <<'EOF'
+python3 - "$work/dom.html" "$work/qs/report.json" "$work/qs/timings.json" <<'EOF'
 import json, sys
 from html.parser import HTMLParser
 
-dom_path, report_path = sys.argv[1], sys.argv[2]
+dom_path, report_path, timings_path = sys.argv[1], sys.argv[2], sys.argv[3]
 report = json.load(open(report_path))
+timings = json.load(open(timings_path))
 
 class Tagged(HTMLParser):
     def __init__(self):
@@ -115,6 +116,16 @@ def at(v, path):
 
 errors = []
 for key, value, text in p.tagged:
+    if key.startswith("timings/"):
+        # Seconds, shown to the millisecond; counts of tasks.
+        want = at(timings, key[len("timings/"):])
+        if isinstance(want, int):
+            ok = int(value) == want and int(text.strip()) == want
+        else:
+            ok = abs(float(value) - want) < 1e-9 and text.strip() == f"{want:.3f}"
+        if not ok:
+            errors.append(f"{key}: page shows {text.strip()!r} (data-v {value!r}), timings.json has {want!r}")
+        continue
     want = at(report, key)
     if isinstance(want, bool) or isinstance(want, str):
         ok = value == str(want) and text.strip().startswith(str(want))
@@ -125,7 +136,7 @@ for key, value, text in p.tagged:
     if not ok:
         errors.append(f"{key}: page shows {text.strip()!r} (data-v {value!r}), report.json has {want!r}")
 for section in ["summary", "funnel", "drops", "ledger-samples", "token-mix", "lengths", "near-dup",
-                "contamination", "compliance", "obligations"]:
+                "contamination", "compliance", "obligations", "timings"]:
     if section not in p.ids:
         errors.append(f"section {section} is not in the rendered page")
 for rule in report["drops"]:
@@ -136,5 +147,5 @@ if len(p.tagged) < 10:
 if errors:
     print("report.html in Chromium:\n  " + "\n  ".join(errors), file=sys.stderr)
     sys.exit(1)
-print(f"report.html in Chromium: {len(p.tagged)} numbers agree with report.json, {len(p.ids)} ids")
+print(f"report.html in Chromium: {len(p.tagged)} numbers agree with report.json and timings.json, {len(p.ids)} ids")
 EOF

@@ -92,7 +92,10 @@ struct RecipeInfo<'a> {
 
 #[derive(Serialize)]
 struct Totals {
+    /// Records read from the training sources (eval sets apart, below).
     records_read: u64,
+    /// Records read from eval sets (indexed for decontamination, never trained on).
+    eval_records_read: u64,
     documents_kept: u64,
     chars_kept: u64,
     ledger_entries: u64,
@@ -116,6 +119,8 @@ struct Provenance<'a> {
 #[derive(Serialize)]
 struct SourceReport<'a> {
     name: &'a str,
+    /// `train`, or `eval` for an eval set (read for decontamination, never trained on).
+    role: &'static str,
     priority: i64,
     provenance: Provenance<'a>,
     #[serde(rename = "where", skip_serializing_if = "Option::is_none")]
@@ -159,17 +164,25 @@ pub fn render(recipe: &Recipe, stats: &[SourceStats], ledger_entries: u64, extra
     let mut warnings = Vec::new();
     let mut total_stages: BTreeMap<&'static str, StageCount> = BTreeMap::new();
     let mut drops: BTreeMap<&'static str, u64> = BTreeMap::new();
-    let mut totals = Totals { records_read: 0, documents_kept: 0, chars_kept: 0, ledger_entries, errors_skipped: 0 };
+    let mut totals = Totals { records_read: 0, eval_records_read: 0, documents_kept: 0, chars_kept: 0, ledger_entries, errors_skipped: 0 };
     let mut sources = Vec::new();
     for (src, st) in recipe.sources.iter().zip(stats) {
+        let (kept, chars) = st.kept();
+        let read = st.stages.get("read").map(|c| c.records_in).unwrap_or(0);
+        if src.role == crate::recipe::SourceRole::Eval {
+            // An eval set's records go to the decontamination index, not down the
+            // funnel: counted apart, so that the funnel adds up.
+            totals.eval_records_read += read;
+            sources.push(source_report(&order, src, st));
+            continue;
+        }
         for (k, c) in &st.stages {
             total_stages.entry(k).or_default().add(c);
         }
         for (k, n) in &st.drops {
             *drops.entry(k).or_default() += n;
         }
-        let (kept, chars) = st.kept();
-        totals.records_read += st.stages.get("read").map(|c| c.records_in).unwrap_or(0);
+        totals.records_read += read;
         totals.documents_kept += kept;
         totals.chars_kept += chars;
         totals.errors_skipped += st.errors_skipped;
@@ -223,6 +236,10 @@ fn source_report<'a>(order: &[Stage], src: &'a Source, st: &'a SourceStats) -> S
     let (kept, chars) = st.kept();
     SourceReport {
         name: &src.name,
+        role: match src.role {
+            crate::recipe::SourceRole::Train => "train",
+            crate::recipe::SourceRole::Eval => "eval",
+        },
         priority: src.priority,
         provenance: Provenance {
             license: src.provenance.license.as_deref(),
@@ -306,14 +323,19 @@ fn markdown(r: &Report) -> String {
     let t = &r.totals;
     let _ = writeln!(
         out,
-        "**{} documents kept** ({} characters) from {} records read; {} records ledgered, {} of them bad input skipped under `on_error = \"skip\"`.\n",
+        "**{} documents kept** ({} characters) from {} records read; {} records ledgered, {} of them bad input skipped under `on_error = \"skip\"`.{}\n",
         thousands(t.documents_kept),
         thousands(t.chars_kept),
         thousands(t.records_read),
         thousands(t.ledger_entries),
-        thousands(t.errors_skipped)
+        thousands(t.errors_skipped),
+        if t.eval_records_read > 0 {
+            format!(" {} records of eval sets were read apart, for decontamination.", thousands(t.eval_records_read))
+        } else {
+            String::new()
+        }
     );
-    out.push_str("## Funnel, all sources\n\n");
+    out.push_str("## Funnel, training sources\n\n");
     funnel_table(&mut out, &r.funnel);
     out.push_str("\n## Drops by rule\n\n");
     if r.drops.is_empty() {

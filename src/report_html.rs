@@ -1,7 +1,8 @@
 //! `report.html`: the run report as one self-contained page (styles and SVG charts
-//! inline; no scripts, fonts or anything fetched), rendered from `report.json` and,
-//! when there is one, `manifest.json`. The page shows only what those files hold, so
-//! its numbers are theirs and its bytes are as deterministic as theirs; `curate report`
+//! inline; no scripts, fonts or anything fetched), rendered from `report.json`, and
+//! `manifest.json` and `timings.json` when there are. The page shows only what those
+//! files hold, so its numbers are theirs; since it shows the timings, it is, like
+//! `timings.json`, not the same from run to run (the data files are). `curate report`
 //! renders it again from an output folder.
 //!
 //! Every number the page takes from `report.json` that a reader may want to check
@@ -116,8 +117,11 @@ fn charts(report: &Value) -> JValue {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|s| {
+        .enumerate()
+        .filter(|(_, s)| s["role"] != "eval")
+        .map(|(i, s)| {
             context! {
+                index => i,
                 name => s["name"].as_str().unwrap_or("?"),
                 chart => JValue::from_safe_string(svg::hbars(&funnel_rows(&s["funnel"]), &["records in", "records out"])),
             }
@@ -145,8 +149,24 @@ fn brief(v: &Value) -> String {
     }
 }
 
+/// The stages' clocks as bars (milliseconds), CPU clocks and wall clocks labelled: they
+/// measure different things and do not add up.
+fn timing_bars(t: &Value) -> JValue {
+    let rows: Vec<BarRow> = t["stages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| BarRow {
+            label: format!("{} ({})", s["stage"].as_str().unwrap_or("?"), s["clock"].as_str().unwrap_or("?")),
+            values: vec![(s["seconds"].as_f64().unwrap_or(0.0) * 1000.0).round() as u64],
+            href: None,
+        })
+        .collect();
+    if rows.is_empty() { JValue::from(()) } else { JValue::from_safe_string(svg::hbars(&rows, &["milliseconds"])) }
+}
+
 /// Render the page. `file` names the report for errors (e.g. `out/report.json`).
-pub fn render(report: &Value, manifest: Option<&Value>, file: &str) -> anyhow::Result<String> {
+pub fn render(report: &Value, manifest: Option<&Value>, timings: Option<&Value>, file: &str) -> anyhow::Result<String> {
     check(report, file)?;
     let mut env = Environment::new();
     // Optional sections (no shards, no policy) read as empty rather than failing.
@@ -178,6 +198,8 @@ pub fn render(report: &Value, manifest: Option<&Value>, file: &str) -> anyhow::R
             m => manifest.map(|m| JValue::from(minijinja::value::Serde(m))),
             charts => charts(report),
             dropped => dropped,
+            t => timings.map(|t| JValue::from(minijinja::value::Serde(t))),
+            timing_bars => timings.map(timing_bars),
         })
         .with_context(|| format!("rendering the page from `{file}`"))?;
     if !html.ends_with('\n') {
@@ -207,7 +229,8 @@ pub fn rewrite(out: &Path) -> anyhow::Result<PathBuf> {
         );
     };
     let manifest = read("manifest.json")?;
-    let html = render(&report, manifest.as_ref(), &report_path.display().to_string())?;
+    let timings = read("timings.json")?;
+    let html = render(&report, manifest.as_ref(), timings.as_ref(), &report_path.display().to_string())?;
     let page = out.join("report.html");
     std::fs::write(&page, html).with_context(|| format!("cannot write `{}`", page.display()))?;
     Ok(page)
@@ -245,7 +268,7 @@ mod tests {
 
     #[test]
     fn renders_a_minimal_report_with_escaped_text() {
-        let html = render(&minimal(), None, "report.json").unwrap();
+        let html = render(&minimal(), None, None, "report.json").unwrap();
         assert!(html.contains("t&lt;x&gt;"), "the recipe name is escaped");
         assert!(!html.contains("t<x>"));
         assert!(html.contains(r#"data-k="totals/records_read" data-v="10""#));
@@ -257,11 +280,11 @@ mod tests {
     fn missing_keys_are_named() {
         let mut r = minimal();
         r["totals"].as_object_mut().unwrap().remove("documents_kept");
-        let e = render(&r, None, "out/report.json").unwrap_err().to_string();
+        let e = render(&r, None, None, "out/report.json").unwrap_err().to_string();
         assert!(e.contains("`out/report.json`") && e.contains("totals.documents_kept"), "{e}");
         let mut r = minimal();
         r["sources"][0] = serde_json::json!({});
-        let e = render(&r, None, "report.json").unwrap_err().to_string();
+        let e = render(&r, None, None, "report.json").unwrap_err().to_string();
         assert!(e.contains("sources[0].name"), "{e}");
     }
 

@@ -244,6 +244,9 @@ pub fn write(
         let d = &docs[s.item as usize];
         sources[d.source].valid_tokens += d.tokens as u64;
     }
+    // Eval sets are never packed: the mix lists the training sources only.
+    let mut sources: Vec<SourceTokens> =
+        sources.into_iter().zip(&recipe.sources).filter(|(_, s)| s.role == crate::recipe::SourceRole::Train).map(|(t, _)| t).collect();
     let before: u64 = sources.iter().map(|s| s.tokens_before).sum();
     let after: u64 = sources.iter().map(|s| s.train_tokens).sum();
     let share = |n: u64, total: u64| if total == 0 { 0.0 } else { ((n as f64 / total as f64) * 1e4).round() / 1e4 };

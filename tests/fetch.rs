@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::{Dir, fails, ok, stderr};
+use common::{Dir, deterministic_part, fails, ok, stderr};
 use hub::{Fault, Hub, sha256_hex};
 use serde_json::json;
 
@@ -108,13 +108,16 @@ fn two_datasets(t: &T) -> (String, String) {
     (a, b)
 }
 
-/// Every output file's bytes but timings.json, by name.
+/// Every output file's bytes that must be the same from run to run, by name.
 fn outputs(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
         .unwrap()
         .flatten()
-        .filter(|e| e.path().is_file() && e.file_name() != "timings.json")
-        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+        .filter(|e| e.path().is_file())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            deterministic_part(&name, std::fs::read(e.path()).unwrap()).map(|b| (name, b))
+        })
         .collect();
     v.sort();
     v

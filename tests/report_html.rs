@@ -34,6 +34,7 @@ fn the_quickstart_page_is_self_contained_complete_and_agrees_with_report_json() 
     let out = quickstart(&d);
     let html = std::fs::read_to_string(out.join("report.html")).expect("report.html is written");
     let report: Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let timings: Value = serde_json::from_slice(&std::fs::read(out.join("timings.json")).unwrap()).unwrap();
 
     assert!(html.len() < 1_000_000, "report.html is {} bytes", html.len());
     assert!(html.starts_with("<!DOCTYPE html>"));
@@ -47,7 +48,7 @@ fn the_quickstart_page_is_self_contained_complete_and_agrees_with_report_json() 
     assert!(!Regex::new(r"(?i)\bsrc\s*=").unwrap().is_match(&html), "no src= attribute");
     assert!(!html.contains("@import") && !html.contains("url("), "no style loads anything");
 
-    for id in ["summary", "funnel", "drops", "ledger-samples", "token-mix", "lengths", "near-dup", "contamination", "compliance", "obligations", "files"] {
+    for id in ["summary", "funnel", "drops", "ledger-samples", "token-mix", "lengths", "near-dup", "contamination", "compliance", "obligations", "timings", "files"] {
         assert!(html.contains(&format!(r#"id="{id}""#)), "section `{id}` is missing");
     }
 
@@ -56,7 +57,10 @@ fn the_quickstart_page_is_self_contained_complete_and_agrees_with_report_json() 
     let mut keys = Vec::new();
     for c in tagged.captures_iter(&html) {
         let (k, v) = (unescape(&c[1]), unescape(&c[2]));
-        let want = at(&report, &k).unwrap_or_else(|| panic!("`{k}` is not in report.json"));
+        let want = match k.strip_prefix("timings/") {
+            Some(t) => at(&timings, t).unwrap_or_else(|| panic!("`{t}` is not in timings.json")),
+            None => at(&report, &k).unwrap_or_else(|| panic!("`{k}` is not in report.json")),
+        };
         match want {
             Value::String(s) => assert_eq!(&v, s, "{k}"),
             Value::Number(n) if n.is_u64() => assert_eq!(v.parse::<u64>().ok(), n.as_u64(), "{k}"),
@@ -65,7 +69,7 @@ fn the_quickstart_page_is_self_contained_complete_and_agrees_with_report_json() 
         }
         keys.push(k);
     }
-    for k in ["totals/records_read", "totals/documents_kept", "totals/ledger_entries", "shards/train/efficiency", "compliance/verdict"] {
+    for k in ["totals/records_read", "totals/documents_kept", "totals/ledger_entries", "shards/train/efficiency", "compliance/verdict", "timings/wall_seconds"] {
         assert!(keys.iter().any(|x| x == k), "the page does not show `{k}`");
     }
     // Every rule has its count and a linked ledger sample with its first rows.
@@ -80,10 +84,19 @@ fn the_quickstart_page_is_self_contained_complete_and_agrees_with_report_json() 
     }
     let sum: u64 = drops.values().map(|v| v.as_u64().unwrap()).sum();
     assert!(html.contains(&format!(r#"<span data-sum="drops">{sum}</span>"#)));
-    // Every source is in the summary; contamination per benchmark and source is shown.
-    for (i, _) in report["sources"].as_array().unwrap().iter().enumerate() {
-        assert!(keys.contains(&format!("sources/{i}/documents_kept")));
+    // Every training source is in the summary, and eval sets are not among them but
+    // named apart; contamination per benchmark and source is shown.
+    for (i, s) in report["sources"].as_array().unwrap().iter().enumerate() {
+        let shown = keys.contains(&format!("sources/{i}/documents_kept"));
+        assert_eq!(shown, s["role"] == "train", "{}: role {}", s["name"], s["role"]);
     }
+    assert!(html.contains("Eval sets, read to decontaminate") && html.contains("<code>arith-test</code> (24 items"), "eval sets apart");
+    assert!(!html.contains(r#"<details id="funnel-arith-test">"#), "no funnel for an eval set");
+    let funnel_read = at(&report, "funnel/0/records_in").unwrap().as_u64().unwrap();
+    assert_eq!(funnel_read, report["totals"]["records_read"].as_u64().unwrap(), "the funnel starts with the training records read");
+    assert_eq!(report["totals"]["eval_records_read"], 24);
+    let mix = report["shards"]["sources"].as_array().unwrap();
+    assert!(mix.iter().all(|s| s["source"] != "arith-test"), "the token mix lists training sources only");
     assert!(keys.iter().any(|k| k.starts_with("decontamination/contamination/")));
     // Citations are links.
     assert!(html.contains(r#"<a href="https://llm-efficiency-challenge.github.io/challenge">"#));

@@ -296,7 +296,7 @@ fn run_plan(
     let fin = super::finalize::run(&env, plan, &staging, compliance)?;
     env.progress.finish();
     let timings = timings(plan, &fin, env.threads, started, ran, skipped);
-    write_timings(&staging, &timings)?;
+    write_timings(&staging, &timings, &fin)?;
     let out = staging.commit()?;
     std::fs::remove_dir_all(&plan.work).with_context(|| format!("cannot remove the work folder `{}`", plan.work.display()))?;
     Ok(RunSummary {
@@ -334,10 +334,15 @@ fn timings(plan: &Plan, fin: &super::finalize::Finalized, threads: usize, starte
     }
 }
 
-fn write_timings(staging: &Staging, t: &Timings) -> anyhow::Result<()> {
+/// Write `timings.json`, then `report.html`, which shows it with report.json and
+/// manifest.json.
+fn write_timings(staging: &Staging, t: &Timings, fin: &super::finalize::Finalized) -> anyhow::Result<()> {
     let mut tj = serde_json::to_string_pretty(t).expect("timings serialise");
     tj.push('\n');
-    output::write_file(&staging.file("timings.json"), tj.as_bytes())
+    output::write_file(&staging.file("timings.json"), tj.as_bytes())?;
+    let timings = serde_json::to_value(t).expect("timings serialise");
+    let html = crate::report_html::render(&fin.report, fin.manifest.as_ref(), Some(&timings), "report.json")?;
+    output::write_file(&staging.file("report.html"), html.as_bytes())
 }
 
 /// `curate task PLAN ID`: run one task of a written plan. Returns false when the task
@@ -377,7 +382,7 @@ pub fn task(plan_path: &Path, id: &str, threads: usize) -> anyhow::Result<bool> 
         };
         let fin = super::finalize::run(&env, &plan, &staging, compliance.as_ref())?;
         let timings = timings(&plan, &fin, env.threads, started, 1, 0);
-        write_timings(&staging, &timings)?;
+        write_timings(&staging, &timings, &fin)?;
         staging.commit()?;
         std::fs::remove_dir_all(&plan.work).with_context(|| format!("cannot remove the work folder `{}`", plan.work.display()))?;
         return Ok(true);

@@ -31,6 +31,9 @@ pub struct Finalized {
     pub shards: Option<ShardSummary>,
     /// Every task's clocks, summed per stage, and the finalize task's own.
     pub clocks: Vec<StageTiming>,
+    /// What `report.html` shows: report.json's and manifest.json's values.
+    pub report: serde_json::Value,
+    pub manifest: Option<serde_json::Value>,
 }
 
 pub fn run(env: &Env, plan: &Plan, staging: &Staging, compliance: Option<&super::ComplianceOutputs>) -> anyhow::Result<Finalized> {
@@ -176,18 +179,17 @@ pub fn run(env: &Env, plan: &Plan, staging: &Staging, compliance: Option<&super:
         output::write_file(&staging.file("manifest.json"), manifest.as_bytes())?;
         manifest_json = Some(manifest);
     }
-    // The page comes last: it shows the manifest, so the manifest does not hash it.
+    // The page is written last, by the caller, once timings.json exists: it shows the
+    // manifest (so the manifest does not hash it) and the timings.
     let report_value: serde_json::Value = serde_json::from_str(&rendered.json).context("reading back report.json")?;
     let manifest_value: Option<serde_json::Value> =
         manifest_json.as_deref().map(serde_json::from_str).transpose().context("reading back manifest.json")?;
-    let html = crate::report_html::render(&report_value, manifest_value.as_ref(), "report.json")?;
-    output::write_file(&staging.file("report.html"), html.as_bytes())?;
     let report_s = t.elapsed().as_secs_f64();
-    clocks.push(StageTiming { stage: "write".into(), seconds: write_s + report_s, clock: "wall".into() });
+    clocks.push(StageTiming { stage: "write_output".into(), seconds: write_s + report_s, clock: "wall".into() });
     if shard_summary.is_some() {
         clocks.push(StageTiming { stage: "mix_pack_shards".into(), seconds: shards_s, clock: "wall".into() });
     }
-    Ok(Finalized { stats, documents, ledger_entries, shards: shard_summary, clocks })
+    Ok(Finalized { stats, documents, ledger_entries, shards: shard_summary, clocks, report: report_value, manifest: manifest_value })
 }
 
 /// The tokenize tasks' spills, as one list of documents in build order.
