@@ -201,15 +201,23 @@ fn spill(plan: &Plan) -> anyhow::Result<Spill> {
         let source = t.source.context("a tokenize task names its source")?;
         parts.push((dir.join("tokens.bin"), dir.join("mask.bin")));
         let index: PathBuf = dir.join("spill.jsonl");
-        let text = std::fs::read_to_string(&index).with_context(|| format!("cannot read `{}`", index.display()))?;
+        // Line by line: the index of a large source does not fit in memory as text.
+        let file = std::fs::File::open(&index).with_context(|| format!("cannot read `{}`", index.display()))?;
         let mut offset = 0u64;
-        for (i, line) in text.lines().enumerate() {
-            let r: SpillRow = serde_json::from_str(line).with_context(|| format!("`{}` line {}", index.display(), i + 1))?;
+        // One copy of each file name for all the documents read from it.
+        let mut file_name: Option<std::sync::Arc<str>> = None;
+        for (i, line) in std::io::BufRead::lines(std::io::BufReader::new(file)).enumerate() {
+            let line = line.with_context(|| format!("cannot read `{}`", index.display()))?;
+            let r: SpillRow = serde_json::from_str(&line).with_context(|| format!("`{}` line {}", index.display(), i + 1))?;
             let hex = |s: &str| u128::from_str_radix(s, 16).with_context(|| format!("`{}` line {}: bad id", index.display(), i + 1));
+            let name = match &file_name {
+                Some(f) if **f == *r.file => f.clone(),
+                _ => file_name.insert(std::sync::Arc::from(r.file.as_str())).clone(),
+            };
             docs.push(TokDoc {
                 id: hex(&r.id)?,
                 source,
-                locator: r.locator(),
+                locator: crate::document::Locator { file: name, row: r.row, sub: r.sub },
                 content_hash: hex(&r.hash)?,
                 part: pi as u32,
                 offset,

@@ -23,7 +23,7 @@ use rayon::prelude::*;
 use super::entries::EntryWriter;
 use super::plan::{Plan, Task};
 use super::work::TaskDir;
-use super::{Clocks, Env, TaskCounters};
+use super::{Clocks, Env, RecordClock, TaskCounters};
 use crate::ledger::{Entry, Rule, Stage};
 use crate::output::DocumentsWriter;
 use crate::recipe::{OnError, Source};
@@ -58,12 +58,11 @@ struct Processed {
 }
 
 /// Run one document through `stages` in order until one drops it.
-pub(super) fn trace(stages: &[DocStage], doc: crate::document::Document, source: &str, clocks: &Clocks) -> Result<Traced, String> {
+pub(super) fn trace(stages: &[DocStage], doc: crate::document::Document, source: &str, clock: &mut RecordClock) -> Result<Traced, String> {
     let mut t = Traced { chars: vec![doc.chars], d: Doc::new(doc), dropped: None };
     for (i, s) in stages.iter().enumerate() {
-        let start = Instant::now();
         let v = s.apply(&mut t.d, source)?;
-        clocks.add(s.id(), start);
+        clock.lap(s.id());
         match v {
             Verdict::Keep => t.chars.push(t.d.doc.chars),
             Verdict::Drop(r) => {
@@ -196,19 +195,20 @@ pub fn run(env: &Env, plan: &Plan, task: &Task, out: &TaskDir) -> anyhow::Result
                         batch
                             .into_par_iter()
                             .map(|rec| {
-                                let start = Instant::now();
+                                let mut clock = RecordClock::start();
                                 let row = ctx.process(rec);
-                                clocks.add(Stage::Map, start);
+                                clock.lap(Stage::Map);
                                 let mut docs = Vec::new();
                                 let row = match row {
                                     RowOutcome::Selected { docs: ds, failed } => {
                                         for d in ds {
-                                            docs.push(trace(&stages, d, &source.name, &clocks).map_err(|e| anyhow!(e))?);
+                                            docs.push(trace(&stages, d, &source.name, &mut clock).map_err(|e| anyhow!(e))?);
                                         }
                                         RowOutcome::Selected { docs: vec![], failed }
                                     }
                                     other => other,
                                 };
+                                clock.finish(&clocks);
                                 Ok(Processed { row, docs })
                             })
                             .collect()
@@ -353,7 +353,9 @@ fn reader(files: &[InputFile], slices: &[super::plan::Slice], max_record_bytes: 
             if batch.len() >= BATCH_RECORDS || batch_bytes >= BATCH_BYTES {
                 batch_bytes = 0;
                 clocks.add_read(t);
+                let sent = Instant::now();
                 open = tx.send(Msg::Batch(si, std::mem::take(&mut batch))).is_ok();
+                clocks.add_read_blocked(sent);
                 t = Instant::now();
             }
             open
@@ -389,14 +391,15 @@ mod tests {
         let filters = crate::recipe::Filters { min_chars: Some(30), ..Default::default() };
         let stages = vec![DocStage::Pii, DocStage::Filter(&filters)];
         let clocks = Clocks::default();
+        let mut clock = RecordClock::start();
         let mut st = SourceStats::default();
 
-        let kept = trace(&stages, doc(1, "write to someone@example.com about the plan today"), "s", &clocks).unwrap();
+        let kept = trace(&stages, doc(1, "write to someone@example.com about the plan today"), "s", &mut clock).unwrap();
         assert!(kept.dropped.is_none());
         assert!(kept.chars[1] < kept.chars[0], "redaction shortened the text: {:?}", kept.chars);
         assert!(count(&mut st, &stages, &kept).is_none());
 
-        let short = trace(&stages, doc(2, "too short"), "s", &clocks).unwrap();
+        let short = trace(&stages, doc(2, "too short"), "s", &mut clock).unwrap();
         let e = count(&mut st, &stages, &short).expect("dropped");
         assert_eq!(e.reason.rule, Rule::MinChars);
         assert_eq!(e.locator.row, 2);
@@ -408,5 +411,13 @@ mod tests {
         assert_eq!(pii.chars_out, filter.chars_in, "each stage takes in what the one before let out");
         assert_eq!(st.drops["filter.min_chars"], 1);
         assert_eq!(st.pii.email, 1);
+        // The record's CPU time went to the stages it met; the clocks say which is which.
+        clock.finish(&clocks);
+        let snap = clocks.snapshot();
+        let kind = |name: &str| snap.iter().find(|t| t.stage == name).map(|t| t.clock.as_str());
+        assert_eq!(kind("pii"), Some("cpu"));
+        assert_eq!(kind("workers_off_cpu"), Some("wait"));
+        assert_eq!(kind("read_blocked"), Some("wait"));
+        assert!(snap.iter().find(|t| t.stage == "pii").unwrap().seconds > 0.0);
     }
 }

@@ -18,7 +18,7 @@ use super::entries::EntryWriter;
 use super::map_task::{count, trace};
 use super::plan::{Plan, Task};
 use super::work::{TaskDir, task_dir};
-use super::{Clocks, Env, TaskCounters};
+use super::{Clocks, Env, RecordClock, TaskCounters};
 use crate::document::{Document, Locator};
 use crate::hash::hex128;
 use crate::ledger::Stage;
@@ -65,7 +65,15 @@ pub fn run(env: &Env, plan: &Plan, task: &Task, drops: &[u32], out: &TaskDir) ->
 
     let mut sink = |batch: Vec<Document>| -> anyhow::Result<()> {
         let traced: Vec<_> = env.pool.install(|| {
-            batch.into_par_iter().map(|d| trace(&stages, d, &source.name, &clocks).map_err(|e| anyhow!(e))).collect::<anyhow::Result<Vec<_>>>()
+            batch
+                .into_par_iter()
+                .map(|d| {
+                    let mut clock = RecordClock::start();
+                    let t = trace(&stages, d, &source.name, &mut clock).map_err(|e| anyhow!(e));
+                    clock.finish(&clocks);
+                    t
+                })
+                .collect::<anyhow::Result<Vec<_>>>()
         })?;
         let t = Instant::now();
         for tr in traced {

@@ -28,9 +28,8 @@
 pub mod helm;
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
-use super::words::{Word, for_each_word, ngram_hash};
+use super::words::{IdMap, Word, for_each_word, ngram_hash};
 use crate::document::Content;
 use crate::ledger::{DropReason, Rule};
 
@@ -87,25 +86,6 @@ impl EvalItem {
     }
 }
 
-/// Keys are already xxh3 hashes: use them as they are.
-#[derive(Default)]
-struct IdentityHasher(u64);
-
-impl Hasher for IdentityHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ b as u64;
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
-    }
-}
-
-type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdentityHasher>>;
 
 /// Counts of what went into an index.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -134,7 +114,17 @@ pub struct EvalIndex {
     more: IdMap<Vec<u32>>,
     /// Window lengths present in the index, longest first (`ngram`, then short items).
     lengths: Vec<usize>,
+    /// The first two words of every indexed window of two or more words ([`pair`]): a
+    /// position of a training text whose first two words are not here starts no match,
+    /// so most positions cost one lookup instead of a hash per window length.
+    starts: IdMap<()>,
     stats: IndexStats,
+}
+
+/// The key of two consecutive words, for [`EvalIndex::starts`].
+#[inline]
+fn pair(a: &Word, b: &Word) -> u64 {
+    (a.hash.rotate_left(17) ^ b.hash).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 /// A training document's overlap with one evaluation item.
@@ -179,6 +169,7 @@ impl EvalIndex {
             grams: IdMap::default(),
             more: IdMap::default(),
             lengths: Vec::new(),
+            starts: IdMap::default(),
             stats: IndexStats::default(),
         }
     }
@@ -230,6 +221,9 @@ impl EvalIndex {
             self.lengths.sort_unstable_by(|a, b| b.cmp(a));
         }
         for w in words.windows(len) {
+            if len >= 2 {
+                self.starts.insert(pair(&w[0], &w[1]), ());
+            }
             let h = ngram_hash(w);
             match self.grams.entry(h) {
                 std::collections::hash_map::Entry::Vacant(v) => {
@@ -270,9 +264,19 @@ impl EvalIndex {
         }
         let mut words: Vec<Word> = Vec::with_capacity(text.len() / 5 + 1);
         for_each_word(text, |w| words.push(w));
+        self.first_match_in(text, &words)
+    }
+
+    /// [`EvalIndex::first_match`] on words already split from `text` (by
+    /// [`super::words::words`]).
+    pub fn first_match_in(&self, text: &str, words: &[Word]) -> Option<Contamination> {
+        if self.grams.is_empty() {
+            return None;
+        }
         for i in 0..words.len() {
+            let may_start = self.may_start(&words, i);
             for &len in &self.lengths {
-                if i + len > words.len() {
+                if i + len > words.len() || (len >= 2 && !may_start) {
                     continue;
                 }
                 let w = &words[i..i + len];
@@ -282,6 +286,12 @@ impl EvalIndex {
             }
         }
         None
+    }
+
+    /// Whether an indexed window of two or more words may start at `words[i]`.
+    #[inline]
+    fn may_start(&self, words: &[Word], i: usize) -> bool {
+        i + 1 < words.len() && self.starts.contains_key(&pair(&words[i], &words[i + 1]))
     }
 
     /// Every item `text` overlaps with, each once (with its first matching n-gram and
@@ -295,8 +305,9 @@ impl EvalIndex {
         let mut words: Vec<Word> = Vec::with_capacity(text.len() / 5 + 1);
         for_each_word(text, |w| words.push(w));
         for i in 0..words.len() {
+            let may_start = self.may_start(&words, i);
             for &len in &self.lengths {
-                if i + len > words.len() {
+                if i + len > words.len() || (len >= 2 && !may_start) {
                     continue;
                 }
                 let w = &words[i..i + len];

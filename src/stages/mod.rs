@@ -60,11 +60,21 @@ pub struct Doc {
     pub tokens: Option<Tokens>,
     /// A ledger note for a document kept but changed (`tokenize.truncated`).
     pub note: Option<DropReason>,
+    /// A plain text's normalised words, split once for decontamination and MinHash
+    /// (both read the same word stream; a chat's differs, see each stage).
+    words: Option<Vec<words::Word>>,
 }
 
 impl Doc {
     pub fn new(doc: Document) -> Doc {
-        Doc { doc, contaminated: None, ai_phrase: false, pii: PiiCounts::default(), bands: None, tokens: None, note: None }
+        Doc { doc, contaminated: None, ai_phrase: false, pii: PiiCounts::default(), bands: None, tokens: None, note: None, words: None }
+    }
+
+    /// The words of a plain text document (split on first use), or `None` for a chat.
+    fn text_words(&mut self) -> Option<(&str, &[words::Word])> {
+        let crate::document::Content::Text(t) = &self.doc.content else { return None };
+        let w = self.words.get_or_insert_with(|| words::words(t));
+        Some((t.as_str(), w.as_slice()))
     }
 }
 
@@ -110,6 +120,7 @@ impl DocStage<'_> {
                 let (redacted, counts) = quality::redact_content(&d.doc.content);
                 if let Some(content) = redacted {
                     d.doc = Document::new(d.doc.source, source_name, d.doc.locator.clone(), content);
+                    d.words = None;
                 }
                 d.pii = counts;
                 Verdict::Keep
@@ -126,7 +137,10 @@ impl DocStage<'_> {
                     None => Verdict::Keep,
                 }
             }
-            DocStage::Decontam(index, action) => match index.check(&d.doc.content) {
+            DocStage::Decontam(index, action) => match match d.text_words() {
+                Some((text, words)) => index.first_match_in(text, words),
+                None => index.check(&d.doc.content),
+            } {
                 Some(hit) => {
                     d.contaminated = Some(hit.benchmark.clone());
                     if *action == DecontamAction::Drop { Verdict::Drop(hit.drop_reason()) } else { Verdict::Keep }
@@ -134,7 +148,12 @@ impl DocStage<'_> {
                 None => Verdict::Keep,
             },
             DocStage::MinHash(h) => {
-                d.bands = h.band_hashes(&d.doc.content);
+                d.bands = match d.text_words() {
+                    Some((_, words)) => h.band_hashes_of_words(words),
+                    None => h.band_hashes(&d.doc.content),
+                };
+                // No stage after this one reads the words.
+                d.words = None;
                 Verdict::Keep
             }
             DocStage::Tokenize { tokenizer, truncate } => {

@@ -11,7 +11,32 @@
 //! Scripts written without spaces (Chinese, Japanese, Thai) come out as one long word
 //! per run of letters; n-gram methods are weak on them, whatever the tokeniser.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
 use xxhash_rust::xxh3::xxh3_64;
+
+/// Keys that are already well-mixed 64-bit hashes are used as they are: a map keyed by
+/// them needs no second hash.
+#[derive(Default)]
+pub struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ b as u64;
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+/// A map keyed by hashes.
+pub type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdentityHasher>>;
 
 /// One normalised word: the hash of its lowercased text and its byte range in the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

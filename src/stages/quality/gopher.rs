@@ -27,8 +27,9 @@
 //!   cover the words of every copy after the first, each word counted once; both are
 //!   measured in word characters (whitespace excluded).
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+
+use crate::stages::words::IdMap;
 
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -97,20 +98,41 @@ pub fn check_gopher_quality(text: &str, cfg: &GopherQualityConfig) -> Option<Qua
     let mut alpha = 0u64;
     let mut stops = 0u64;
     let mut lower = String::new();
+    // Only a word as long as some stop word can be one (lengths in characters).
+    let stop_len = cfg.stop_words.iter().map(|w| w.chars().count()).fold((usize::MAX, 0), |(lo, hi), l| (lo.min(l), hi.max(l)));
     for tok in text.split_whitespace() {
+        if tok.is_ascii() {
+            // The common case, on bytes: the same trimming, counting and comparing.
+            let w = tok.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+            if w.is_empty() {
+                continue;
+            }
+            words += 1;
+            word_chars += w.len() as u64;
+            if w.bytes().any(|b| b.is_ascii_alphabetic()) {
+                alpha += 1;
+            }
+            if (stop_len.0..=stop_len.1).contains(&w.len()) && cfg.stop_words.iter().any(|s| s.eq_ignore_ascii_case(w)) {
+                stops += 1;
+            }
+            continue;
+        }
         let w = strip_punct(tok);
         if w.is_empty() {
             continue;
         }
         words += 1;
-        word_chars += w.chars().count() as u64;
+        let chars = w.chars().count();
+        word_chars += chars as u64;
         if w.chars().any(char::is_alphabetic) {
             alpha += 1;
         }
-        lower.clear();
-        lower.extend(w.chars().flat_map(char::to_lowercase));
-        if cfg.stop_words.contains(&lower) {
-            stops += 1;
+        if (stop_len.0..=stop_len.1).contains(&chars) {
+            lower.clear();
+            lower.extend(w.chars().flat_map(char::to_lowercase));
+            if cfg.stop_words.contains(&lower) {
+                stops += 1;
+            }
         }
     }
     let n = words as f64;
@@ -225,11 +247,13 @@ impl Default for RepetitionConfig {
 
 /// Second and later copies among `parts`: (how many, their characters).
 fn duplicates<'a>(parts: impl Iterator<Item = &'a str>) -> (usize, usize, usize) {
-    let mut seen: HashMap<&str, ()> = HashMap::new();
+    // Keyed by the part's xxh3 (two distinct parts of one document collide with
+    // probability about 2^-64).
+    let mut seen: IdMap<()> = IdMap::default();
     let (mut total, mut dup, mut dup_chars) = (0, 0, 0);
     for p in parts {
         total += 1;
-        if seen.insert(p, ()).is_some() {
+        if seen.insert(xxh3_64(p.as_bytes()), ()).is_some() {
             dup += 1;
             dup_chars += p.chars().count();
         }
@@ -257,12 +281,44 @@ fn paragraphs(text: &str) -> Vec<String> {
     out
 }
 
-fn combine(h: &[u64]) -> u64 {
-    let mut buf = [0u8; 8 * 16];
-    for (k, v) in h.iter().take(16).enumerate() {
-        buf[k * 8..k * 8 + 8].copy_from_slice(&v.to_le_bytes());
+/// The hashes of every n-gram of a word sequence, for growing n: each n-gram's hash
+/// is the (n−1)-gram's at the same position mixed with the next word's, so going from
+/// n to n + 1 costs one multiply per position, whatever n.
+struct NgramHashes<'a> {
+    words: &'a [u64],
+    n: usize,
+    hashes: Vec<u64>,
+}
+
+impl<'a> NgramHashes<'a> {
+    fn new(words: &'a [u64]) -> Self {
+        NgramHashes { words, n: 1, hashes: words.to_vec() }
     }
-    xxh3_64(&buf[..h.len().min(16) * 8])
+
+    /// The hashes of the n-grams at positions `0..=len − n` (n ≥ 1, n ≤ len).
+    fn of(&mut self, n: usize) -> &[u64] {
+        if n < self.n {
+            *self = NgramHashes::new(self.words);
+        }
+        while self.n < n {
+            let next = &self.words[self.n..];
+            self.hashes.truncate(next.len());
+            for (h, &w) in self.hashes.iter_mut().zip(next) {
+                *h = mix(*h, w);
+            }
+            self.n += 1;
+        }
+        &self.hashes
+    }
+}
+
+/// One step of an order-sensitive hash over word hashes (the multiply and xor-shift of
+/// a 64-bit finaliser: distinct n-grams of one document collide with probability
+/// about 2^-64 per pair).
+#[inline]
+fn mix(h: u64, w: u64) -> u64 {
+    let x = (h.rotate_left(23) ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    x ^ (x >> 29)
 }
 
 /// Gopher repetition: `None` keeps the document.
@@ -321,28 +377,34 @@ pub fn check_repetition(text: &str, cfg: &RepetitionConfig) -> Option<QualityDro
 
     let words: Vec<&str> = text.split_whitespace().collect();
     let hashes: Vec<u64> = words.iter().map(|w| xxh3_64(w.as_bytes())).collect();
-    let lens: Vec<usize> = words.iter().map(|w| w.chars().count()).collect();
+    let lens: Vec<usize> = words.iter().map(|w| if w.is_ascii() { w.len() } else { w.chars().count() }).collect();
     let word_chars: usize = lens.iter().sum();
     if word_chars == 0 {
         return None;
     }
     let wfrac = |c: usize| c as f64 / word_chars as f64;
+    let mut grams = NgramHashes::new(&hashes);
+    // One map and one flag vector, cleared between n.
+    let mut counts: IdMap<(u32, u32)> = IdMap::default();
+    counts.reserve(words.len());
+    let mut covered = vec![false; words.len()];
 
     for &(n, max) in &cfg.top_ngrams {
         if n == 0 || words.len() < n {
             continue;
         }
         // n-gram → (count, first position)
-        let mut counts: HashMap<u64, (usize, usize)> = HashMap::new();
-        for i in 0..=words.len() - n {
-            counts.entry(combine(&hashes[i..i + n])).or_insert((0, i)).0 += 1;
+        counts.clear();
+        for (i, &h) in grams.of(n).iter().enumerate() {
+            counts.entry(h).or_insert((0, i as u32)).0 += 1;
         }
         let chars_at = |i: usize| lens[i..i + n].iter().sum::<usize>();
         let top = counts
             .values()
             .filter(|(c, _)| *c >= 2)
-            .max_by_key(|(c, i)| (*c, chars_at(*i), std::cmp::Reverse(*i)));
-        if let Some(&(count, first)) = top {
+            .map(|&(c, i)| (c as usize, i as usize))
+            .max_by_key(|&(c, i)| (c, chars_at(i), std::cmp::Reverse(i)));
+        if let Some((count, first)) = top {
             let f = wfrac(count * chars_at(first));
             if f > max {
                 return Some(QualityDrop::new(
@@ -364,13 +426,13 @@ pub fn check_repetition(text: &str, cfg: &RepetitionConfig) -> Option<QualityDro
         if n == 0 || words.len() < n {
             continue;
         }
-        let mut seen: HashMap<u64, ()> = HashMap::with_capacity(words.len());
-        let mut covered = vec![false; words.len()];
+        counts.clear();
+        covered.iter_mut().for_each(|c| *c = false);
         let mut example = None;
-        for i in 0..=words.len() - n {
-            match seen.entry(combine(&hashes[i..i + n])) {
+        for (i, &h) in grams.of(n).iter().enumerate() {
+            match counts.entry(h) {
                 Entry::Vacant(v) => {
-                    v.insert(());
+                    v.insert((0, 0));
                 }
                 Entry::Occupied(_) => {
                     example.get_or_insert(i);
