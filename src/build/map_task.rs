@@ -23,7 +23,7 @@ use rayon::prelude::*;
 use super::entries::EntryWriter;
 use super::plan::{Plan, Task};
 use super::work::TaskDir;
-use super::{Clocks, Env, RecordClock, TaskCounters};
+use super::{Clocks, Env, RecordClock, TaskCounters, thread_cpu_ns};
 use crate::ledger::{Entry, Rule, Stage};
 use crate::output::DocumentsWriter;
 use crate::recipe::{OnError, Source};
@@ -160,9 +160,9 @@ pub fn run(env: &Env, plan: &Plan, task: &Task, out: &TaskDir) -> anyhow::Result
                 if let Some(fs) = file_stats_ref.iter_mut().find(|x| &x.file == name) {
                     fs.records += n;
                 }
-                let t = Instant::now();
+                let cpu0 = thread_cpu_ns();
                 let go_on = take(source, st_ref, stages_ref, docs_ref, ledger_ref, bands_ref.as_mut(), bands_per_doc, selected_ref, batch);
-                read_clock.add_write(t);
+                read_clock.add_write_since(cpu0);
                 match go_on {
                     Ok(true) => {}
                     Ok(false) => {
@@ -234,13 +234,13 @@ pub fn run(env: &Env, plan: &Plan, task: &Task, out: &TaskDir) -> anyhow::Result
     });
     result.with_context(|| format!("source `{}`", source.name))?;
     st.files = file_stats;
-    let t = Instant::now();
+    let cpu0 = thread_cpu_ns();
     docs_out.finish()?;
     ledger.finish()?;
     if let Some(mut b) = bands {
         b.flush().context("writing band hashes")?;
     }
-    clocks.add_write(t);
+    clocks.add_write_since(cpu0);
     TaskCounters { sources: vec![(src, st)], clocks: clocks.snapshot(), extra: serde_json::Value::Null }
         .write(&out.file("counters.json"))
 }
@@ -340,7 +340,9 @@ fn write_bands(w: &mut impl Write, b: Option<&crate::stages::near_dedup::BandHas
 /// The reader thread: reads the slices in order, sends batches, and stops when the
 /// receiver goes away (a limit was reached or the run failed).
 fn reader(files: &[InputFile], slices: &[super::plan::Slice], max_record_bytes: u64, tx: std::sync::mpsc::SyncSender<Msg>, clocks: &Clocks) {
-    let mut t = Instant::now();
+    // The thread only reads: its CPU clock is reading's CPU time, blocked or not.
+    let cpu0 = thread_cpu_ns();
+    let _booked = Defer(|| clocks.add_read_cpu(thread_cpu_ns().saturating_sub(cpu0)));
     for (si, s) in slices.iter().enumerate() {
         let mut batch: Vec<RawRecord> = Vec::with_capacity(BATCH_RECORDS);
         let mut batch_bytes = 0u64;
@@ -352,11 +354,9 @@ fn reader(files: &[InputFile], slices: &[super::plan::Slice], max_record_bytes: 
             batch.push(rec);
             if batch.len() >= BATCH_RECORDS || batch_bytes >= BATCH_BYTES {
                 batch_bytes = 0;
-                clocks.add_read(t);
                 let sent = Instant::now();
                 open = tx.send(Msg::Batch(si, std::mem::take(&mut batch))).is_ok();
                 clocks.add_read_blocked(sent);
-                t = Instant::now();
             }
             open
         });
@@ -372,7 +372,15 @@ fn reader(files: &[InputFile], slices: &[super::plan::Slice], max_record_bytes: 
             return;
         }
     }
-    clocks.add_read(t);
+}
+
+/// Runs its closure when dropped (on every way out of a function).
+struct Defer<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for Defer<F> {
+    fn drop(&mut self) {
+        (self.0)()
+    }
 }
 
 #[cfg(test)]

@@ -94,8 +94,8 @@ pub fn thread_cpu_ns() -> u64 {
 }
 
 /// The clocks a task keeps, in nanoseconds: CPU time of the per-document stages summed
-/// over worker threads, the workers' time off the CPU, reading (and the reader's time
-/// blocked on busy workers), and writing.
+/// over worker threads, the workers' time off the CPU, the reader's CPU time (and its
+/// time blocked on busy workers), and writing's CPU time.
 #[derive(Default)]
 pub struct Clocks {
     stages: [AtomicU64; Stage::ALL.len()],
@@ -149,25 +149,27 @@ impl RecordClock {
 }
 
 impl Clocks {
-    pub fn add_read(&self, since: Instant) {
-        self.read.fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    /// The reader thread's CPU time.
+    pub fn add_read_cpu(&self, ns: u64) {
+        self.read.fetch_add(ns, Ordering::Relaxed);
     }
     pub fn add_read_blocked(&self, since: Instant) {
         self.read_blocked.fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
     }
-    pub fn add_write(&self, since: Instant) {
-        self.write.fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    /// Writing's CPU time: the thread's CPU clock since `cpu0` ([`thread_cpu_ns`]).
+    pub fn add_write_since(&self, cpu0: u64) {
+        self.write.fetch_add(thread_cpu_ns().saturating_sub(cpu0), Ordering::Relaxed);
     }
     pub fn snapshot(&self) -> Vec<StageTiming> {
         let t = |stage: &str, a: &AtomicU64, clock: &str| StageTiming { stage: stage.into(), seconds: secs(a), clock: clock.into() };
-        let mut v = vec![t("read", &self.read, "wall"), t("read_blocked", &self.read_blocked, "wait")];
+        let mut v = vec![t("read", &self.read, "cpu"), t("read_blocked", &self.read_blocked, "wait")];
         for (s, c) in Stage::ALL.iter().zip(&self.stages) {
             if secs(c) > 0.0 {
                 v.push(t(s.as_str(), c, "cpu"));
             }
         }
         v.push(t("workers_off_cpu", &self.off_cpu, "wait"));
-        v.push(t("write", &self.write, "wall"));
+        v.push(t("write", &self.write, "cpu"));
         v
     }
 }

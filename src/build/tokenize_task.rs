@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::io::{BufWriter, Write};
-use std::time::Instant;
 
 use anyhow::{Context, anyhow};
 use rayon::prelude::*;
@@ -18,7 +17,7 @@ use super::entries::EntryWriter;
 use super::map_task::{count, trace};
 use super::plan::{Plan, Task};
 use super::work::{TaskDir, task_dir};
-use super::{Clocks, Env, RecordClock, TaskCounters};
+use super::{Clocks, Env, RecordClock, TaskCounters, thread_cpu_ns};
 use crate::document::{Document, Locator};
 use crate::hash::hex128;
 use crate::ledger::Stage;
@@ -75,7 +74,7 @@ pub fn run(env: &Env, plan: &Plan, task: &Task, drops: &[u32], out: &TaskDir) ->
                 })
                 .collect::<anyhow::Result<Vec<_>>>()
         })?;
-        let t = Instant::now();
+        let cpu0 = thread_cpu_ns();
         for tr in traced {
             if let Some(e) = count(&mut st, &stages, &tr) {
                 ledger.push(&e)?;
@@ -105,7 +104,7 @@ pub fn run(env: &Env, plan: &Plan, task: &Task, drops: &[u32], out: &TaskDir) ->
             serde_json::to_writer(&mut spill, &row).context("writing the spill index")?;
             spill.write_all(b"\n").context("writing the spill index")?;
         }
-        clocks.add_write(t);
+        clocks.add_write_since(cpu0);
         Ok(())
     };
     let mut batch = Vec::with_capacity(BATCH);
