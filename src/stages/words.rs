@@ -49,39 +49,63 @@ pub struct Word {
 /// Calls `f` for every word of `text`, in order.
 pub fn for_each_word(text: &str, mut f: impl FnMut(Word)) {
     let bytes = text.as_bytes();
+    let n = bytes.len();
     let mut buf: Vec<u8> = Vec::with_capacity(64);
-    let mut start: Option<usize> = None;
     let mut i = 0;
-    while i < bytes.len() {
+    while i < n {
+        // Separators.
         let b = bytes[i];
-        let (is_word, width) = if b < 0x80 {
-            (b.is_ascii_alphanumeric(), 1)
-        } else {
-            // Decode one non-ASCII character; `text` is valid UTF-8.
-            let c = text[i..].chars().next().expect("char boundary");
-            (c.is_alphanumeric(), c.len_utf8())
-        };
-        if is_word {
-            if start.is_none() {
-                start = Some(i);
-                buf.clear();
+        if b < 0x80 {
+            if !b.is_ascii_alphanumeric() {
+                i += 1;
+                continue;
             }
+        } else {
+            // `text` is valid UTF-8 and `i` is on a character boundary.
+            let c = text[i..].chars().next().expect("char boundary");
+            if !c.is_alphanumeric() {
+                i += c.len_utf8();
+                continue;
+            }
+        }
+        // A word: its hash is of its lowercased text, which for a word of lowercase
+        // ASCII (most words) is the text itself, with no copy.
+        let start = i;
+        let mut lowercase_ascii = true;
+        while i < n {
+            let b = bytes[i];
             if b < 0x80 {
-                buf.push(b.to_ascii_lowercase());
+                if !b.is_ascii_alphanumeric() {
+                    break;
+                }
+                lowercase_ascii &= !b.is_ascii_uppercase();
+                i += 1;
             } else {
                 let c = text[i..].chars().next().expect("char boundary");
-                let mut tmp = [0u8; 4];
-                for lc in c.to_lowercase() {
-                    buf.extend_from_slice(lc.encode_utf8(&mut tmp).as_bytes());
+                if !c.is_alphanumeric() {
+                    break;
+                }
+                lowercase_ascii = false;
+                i += c.len_utf8();
+            }
+        }
+        let hash = if lowercase_ascii {
+            xxh3_64(&bytes[start..i])
+        } else {
+            buf.clear();
+            let mut tmp = [0u8; 4];
+            for c in text[start..i].chars() {
+                if c.is_ascii() {
+                    buf.push(c.to_ascii_lowercase() as u8);
+                } else {
+                    for lc in c.to_lowercase() {
+                        buf.extend_from_slice(lc.encode_utf8(&mut tmp).as_bytes());
+                    }
                 }
             }
-        } else if let Some(s) = start.take() {
-            f(Word { hash: xxh3_64(&buf), start: s, end: i });
-        }
-        i += width;
-    }
-    if let Some(s) = start {
-        f(Word { hash: xxh3_64(&buf), start: s, end: bytes.len() });
+            xxh3_64(&buf)
+        };
+        f(Word { hash, start, end: i });
     }
 }
 

@@ -27,7 +27,6 @@
 //!   cover the words of every copy after the first, each word counted once; both are
 //!   measured in word characters (whitespace excluded).
 
-use std::collections::hash_map::Entry;
 
 use crate::stages::words::IdMap;
 
@@ -245,40 +244,52 @@ impl Default for RepetitionConfig {
     }
 }
 
-/// Second and later copies among `parts`: (how many, their characters).
-fn duplicates<'a>(parts: impl Iterator<Item = &'a str>) -> (usize, usize, usize) {
-    // Keyed by the part's xxh3 (two distinct parts of one document collide with
-    // probability about 2^-64).
-    let mut seen: IdMap<()> = IdMap::default();
-    let (mut total, mut dup, mut dup_chars) = (0, 0, 0);
-    for p in parts {
-        total += 1;
-        if seen.insert(xxh3_64(p.as_bytes()), ()).is_some() {
-            dup += 1;
-            dup_chars += p.chars().count();
-        }
-    }
-    (total, dup, dup_chars)
+/// Duplicate lines and paragraphs, in one pass over the lines: for each, (how many,
+/// second and later copies, characters in those copies). Lines are compared with
+/// trailing whitespace trimmed, blank lines left out; paragraphs are runs of non-blank
+/// lines separated by blank lines, compared line by line (so by the hashes of their
+/// lines, chained), their characters counted as the lines' joined by newlines.
+#[derive(Default)]
+struct LineDuplicates {
+    lines: (usize, usize, usize),
+    paragraphs: (usize, usize, usize),
 }
 
-/// Paragraphs: runs of non-blank lines separated by blank lines, trimmed.
-fn paragraphs(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur: Vec<&str> = Vec::new();
-    for l in text.lines() {
-        if l.trim().is_empty() {
-            if !cur.is_empty() {
-                out.push(cur.join("\n"));
-                cur.clear();
+fn line_duplicates(text: &str) -> LineDuplicates {
+    let mut d = LineDuplicates::default();
+    let mut seen_lines: IdMap<()> = IdMap::default();
+    let mut seen_paras: IdMap<()> = IdMap::default();
+    // The paragraph being read: its chained hash and its characters.
+    let mut para: Option<(u64, usize)> = None;
+    let mut end_paragraph = |para: &mut Option<(u64, usize)>, d: &mut LineDuplicates| {
+        if let Some((h, chars)) = para.take() {
+            d.paragraphs.0 += 1;
+            if seen_paras.insert(h, ()).is_some() {
+                d.paragraphs.1 += 1;
+                d.paragraphs.2 += chars;
             }
-        } else {
-            cur.push(l.trim_end());
         }
+    };
+    for l in text.lines() {
+        let t = l.trim_end();
+        if t.trim_start().is_empty() {
+            end_paragraph(&mut para, &mut d);
+            continue;
+        }
+        let h = xxh3_64(t.as_bytes());
+        let chars = if t.is_ascii() { t.len() } else { t.chars().count() };
+        d.lines.0 += 1;
+        if seen_lines.insert(h, ()).is_some() {
+            d.lines.1 += 1;
+            d.lines.2 += chars;
+        }
+        para = Some(match para {
+            None => (h, chars),
+            Some((p, c)) => (mix(p, h), c + 1 + chars),
+        });
     }
-    if !cur.is_empty() {
-        out.push(cur.join("\n"));
-    }
-    out
+    end_paragraph(&mut para, &mut d);
+    d
 }
 
 /// The hashes of every n-gram of a word sequence, for growing n: each n-gram's hash
@@ -326,8 +337,8 @@ pub fn check_repetition(text: &str, cfg: &RepetitionConfig) -> Option<QualityDro
     let total_chars = text.chars().count();
     let char_frac = |c: usize| if total_chars == 0 { 0.0 } else { c as f64 / total_chars as f64 };
 
-    let (lines, dup_lines, dup_line_chars) =
-        duplicates(text.lines().map(str::trim_end).filter(|l| !l.trim().is_empty()));
+    let dups = line_duplicates(text);
+    let (lines, dup_lines, dup_line_chars) = dups.lines;
     let line_frac = if lines == 0 { 0.0 } else { dup_lines as f64 / lines as f64 };
     if line_frac > cfg.max_dup_lines {
         return Some(QualityDrop::new(
@@ -337,8 +348,7 @@ pub fn check_repetition(text: &str, cfg: &RepetitionConfig) -> Option<QualityDro
             format!("{dup_lines} of {lines} lines are duplicates ({}) > {}", fmt_num(line_frac), fmt_num(cfg.max_dup_lines)),
         ));
     }
-    let paras = paragraphs(text);
-    let (np, dup_paras, dup_para_chars) = duplicates(paras.iter().map(String::as_str));
+    let (np, dup_paras, dup_para_chars) = dups.paragraphs;
     let para_frac = if np == 0 { 0.0 } else { dup_paras as f64 / np as f64 };
     if para_frac > cfg.max_dup_paragraphs {
         return Some(QualityDrop::new(
@@ -375,7 +385,7 @@ pub fn check_repetition(text: &str, cfg: &RepetitionConfig) -> Option<QualityDro
         ));
     }
 
-    let words: Vec<&str> = text.split_whitespace().collect();
+    let words: Vec<&str> = if text.is_ascii() { text.split_ascii_whitespace().collect() } else { text.split_whitespace().collect() };
     let hashes: Vec<u64> = words.iter().map(|w| xxh3_64(w.as_bytes())).collect();
     let lens: Vec<usize> = words.iter().map(|w| if w.is_ascii() { w.len() } else { w.chars().count() }).collect();
     let word_chars: usize = lens.iter().sum();
@@ -386,7 +396,13 @@ pub fn check_repetition(text: &str, cfg: &RepetitionConfig) -> Option<QualityDro
     let mut grams = NgramHashes::new(&hashes);
     // One map and one flag vector, cleared between n.
     let mut counts: IdMap<(u32, u32)> = IdMap::default();
-    counts.reserve(words.len());
+    let mut seen: IdMap<()> = IdMap::default();
+    if !cfg.top_ngrams.is_empty() {
+        counts.reserve(words.len());
+    }
+    if !cfg.dup_ngrams.is_empty() {
+        seen.reserve(words.len());
+    }
     let mut covered = vec![false; words.len()];
 
     for &(n, max) in &cfg.top_ngrams {
@@ -426,18 +442,13 @@ pub fn check_repetition(text: &str, cfg: &RepetitionConfig) -> Option<QualityDro
         if n == 0 || words.len() < n {
             continue;
         }
-        counts.clear();
+        seen.clear();
         covered.iter_mut().for_each(|c| *c = false);
         let mut example = None;
         for (i, &h) in grams.of(n).iter().enumerate() {
-            match counts.entry(h) {
-                Entry::Vacant(v) => {
-                    v.insert((0, 0));
-                }
-                Entry::Occupied(_) => {
-                    example.get_or_insert(i);
-                    covered[i..i + n].iter_mut().for_each(|c| *c = true);
-                }
+            if seen.insert(h, ()).is_some() {
+                example.get_or_insert(i);
+                covered[i..i + n].iter_mut().for_each(|c| *c = true);
             }
         }
         let dup: usize = covered.iter().zip(&lens).filter(|(c, _)| **c).map(|(_, l)| l).sum();
@@ -463,6 +474,43 @@ pub fn check_repetition(text: &str, cfg: &RepetitionConfig) -> Option<QualityDro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The one-pass count agrees with counting the joined strings themselves.
+    #[test]
+    fn line_and_paragraph_duplicates_match_a_count_of_the_strings() {
+        let text = "alpha one\nbeta two  \n\n\ngamma\nalpha one\n \nalpha one\nbeta two\n\nété déjà\n\nété déjà\ngamma\n";
+        let naive = |parts: Vec<String>| {
+            let mut seen = std::collections::HashSet::new();
+            let (mut dup, mut chars) = (0, 0);
+            for p in &parts {
+                if !seen.insert(p.clone()) {
+                    dup += 1;
+                    chars += p.chars().count();
+                }
+            }
+            (parts.len(), dup, chars)
+        };
+        let lines: Vec<String> = text.lines().map(|l| l.trim_end().to_string()).filter(|l| !l.trim().is_empty()).collect();
+        let mut paras = Vec::new();
+        let mut cur: Vec<&str> = Vec::new();
+        for l in text.lines() {
+            if l.trim().is_empty() {
+                if !cur.is_empty() {
+                    paras.push(cur.join("\n"));
+                    cur.clear();
+                }
+            } else {
+                cur.push(l.trim_end());
+            }
+        }
+        if !cur.is_empty() {
+            paras.push(cur.join("\n"));
+        }
+        let d = line_duplicates(text);
+        assert_eq!(d.lines, naive(lines));
+        assert_eq!(d.paragraphs, naive(paras));
+        assert_eq!(d.paragraphs.1, 1, "`alpha one / beta two` repeats once");
+    }
 
     /// A plain paragraph of ordinary English: 61 words, mean length about 4.6,
     /// several stop words, no repetition.
