@@ -438,8 +438,11 @@ pub fn check_repetition(text: &str, cfg: &RepetitionConfig) -> Option<QualityDro
         }
     }
 
+    // A repeated n-gram starts with a repeated (n−1)-gram: once an n finds no repeat,
+    // no longer n can find one, and its share is 0.
+    let mut no_repeat_from = usize::MAX;
     for &(n, max) in &cfg.dup_ngrams {
-        if n == 0 || words.len() < n {
+        if n == 0 || words.len() < n || n >= no_repeat_from {
             continue;
         }
         seen.clear();
@@ -450,6 +453,10 @@ pub fn check_repetition(text: &str, cfg: &RepetitionConfig) -> Option<QualityDro
                 example.get_or_insert(i);
                 covered[i..i + n].iter_mut().for_each(|c| *c = true);
             }
+        }
+        if example.is_none() {
+            no_repeat_from = no_repeat_from.min(n);
+            continue;
         }
         let dup: usize = covered.iter().zip(&lens).filter(|(c, _)| **c).map(|(_, l)| l).sum();
         let f = wfrac(dup);
