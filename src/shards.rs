@@ -319,3 +319,14 @@ pub fn file_hashes(dir: &Path) -> anyhow::Result<Vec<(String, String)>> {
     out.sort();
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    /// What finalize holds per document is what docs/ARCHITECTURE.md says it is.
+    #[test]
+    fn per_document_state_is_as_documented() {
+        assert!(std::mem::size_of::<super::TokDoc>() <= 96, "TokDoc is {} bytes", std::mem::size_of::<super::TokDoc>());
+        assert!(std::mem::size_of::<crate::pack::Item>() <= 32);
+        assert_eq!(std::mem::size_of::<crate::pack::Seq>(), 8);
+    }
+}
