@@ -9,6 +9,9 @@ corpus builder that plants near-duplicates). OUT_DIR is a curate output of a rec
 reading `CORPUS_DIR/part-*.jsonl` as `text` with near-dedup on.
 
 Prints, per output:
+- exact recall: planted exact pairs one of whose documents exact dedup removed;
+- contamination recall (when the recipe decontaminated): planted documents holding an
+  eval question that decontamination (or exact dedup) removed;
 - loose removals: the share of documents removed as near-duplicates whose true 5-gram
   Jaccard (lowercased alphanumeric words, as curate normalises) with every other member
   of their cluster is below 0.5;
@@ -91,8 +94,17 @@ def analyse(corpus, out, by_loc, id_of, gt):
         buckets[b][1] += 1
         if dup in cluster_of and cluster_of.get(dup) == cluster_of.get(orig):
             buckets[b][0] += 1
+    # Exact duplicates: a planted pair is found when one of its two documents was
+    # removed by exact dedup. Contamination: a planted document is found when it was
+    # ledgered by decontamination (when the recipe had an eval set).
+    exact_found = sum(1 for d, o, *_ in gt.get("exact_dups", []) if d in exact_removed or o in exact_removed)
+    decontaminated = {id_of[loc_of[e["doc_id"]]] for e in ledger if e["stage"] == "decontam"}
+    planted = [c[0] for c in gt.get("contaminated", [])]
+    contaminated_found = sum(1 for d in planted if d in decontaminated or d in exact_removed)
     return {
         "output": str(out),
+        "exact_recall": (exact_found, len(gt.get("exact_dups", []))),
+        "contamination_recall": (contaminated_found, len(planted)) if decontaminated else None,
         "near_removed": len(dropped),
         "loose_removed": loose,
         "loose_share": round(loose / len(dropped), 4) if dropped else 0.0,
