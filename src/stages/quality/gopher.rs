@@ -405,8 +405,18 @@ pub fn check_repetition(text: &str, cfg: &RepetitionConfig) -> Option<QualityDro
     }
     let mut covered = vec![false; words.len()];
 
+    // An n-gram occurs at most as often as its first m words (m < n), and covers at most
+    // n times the longest word: once the most frequent m-gram is counted, an n whose
+    // bound `count_m × n × longest / word_chars` is within its limit cannot fail, and
+    // is not counted.
+    let longest = lens.iter().copied().max().unwrap_or(0);
+    let mut counted: Vec<(usize, usize)> = Vec::new();
     for &(n, max) in &cfg.top_ngrams {
         if n == 0 || words.len() < n {
+            continue;
+        }
+        let bound = counted.iter().filter(|&&(m, _)| m < n).map(|&(_, c)| c).min();
+        if bound.is_some_and(|c| wfrac(c * n * longest) <= max) {
             continue;
         }
         // n-gram → (count, first position)
@@ -414,6 +424,7 @@ pub fn check_repetition(text: &str, cfg: &RepetitionConfig) -> Option<QualityDro
         for (i, &h) in grams.of(n).iter().enumerate() {
             counts.entry(h).or_insert((0, i as u32)).0 += 1;
         }
+        counted.push((n, counts.values().map(|&(c, _)| c as usize).max().unwrap_or(0)));
         let chars_at = |i: usize| lens[i..i + n].iter().sum::<usize>();
         let top = counts
             .values()
@@ -481,6 +492,49 @@ pub fn check_repetition(text: &str, cfg: &RepetitionConfig) -> Option<QualityDro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Skipping an n whose bound cannot fail changes no verdict: the whole list gives
+    /// what its entries checked one at a time, in order, give.
+    #[test]
+    fn skipped_ngram_lengths_change_no_verdict() {
+        let words = ["a", "b", "c", "dd", "eee", "ffff", "the", "of", "extraordinarily", "x"];
+        let mut state = 7u64;
+        let mut next = |m: usize| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 33) as usize % m
+        };
+        let cfg = RepetitionConfig::default();
+        let mut dropped = std::collections::BTreeMap::new();
+        for doc in 0..400 {
+            let len = 20 + next(200);
+            let mut text = String::new();
+            let phrase: Vec<&str> = (0..2 + next(4)).map(|_| words[next(words.len())]).collect();
+            for i in 0..len {
+                if doc % 3 == 0 && i % (3 + doc % 7) == 0 {
+                    text.push_str(&phrase.join(" "));
+                } else {
+                    text.push_str(words[next(words.len())]);
+                }
+                text.push(if i % 17 == 16 { '\n' } else { ' ' });
+            }
+            let whole = check_repetition(&text, &cfg).map(|d| (d.rule, d.detail));
+            let one_by_one = cfg
+                .top_ngrams
+                .iter()
+                .map(|&t| RepetitionConfig { top_ngrams: vec![t], dup_ngrams: vec![], ..cfg.clone() })
+                .chain(cfg.dup_ngrams.iter().map(|&d| RepetitionConfig { top_ngrams: vec![], dup_ngrams: vec![d], ..cfg.clone() }))
+                .chain(std::iter::once(RepetitionConfig { top_ngrams: vec![], dup_ngrams: vec![], ..cfg.clone() }))
+                .find_map(|c| check_repetition(&text, &c))
+                .map(|d| (d.rule, d.detail));
+            assert_eq!(whole, one_by_one, "document {doc}: {text:?}");
+            if let Some((rule, _)) = whole {
+                *dropped.entry(rule.id()).or_insert(0) += 1;
+            }
+        }
+        // The documents exercise both kinds of n-gram check, and some pass.
+        assert!(dropped.get(Rule::RepetitionTopNgram.id()).is_some_and(|&n| n > 5), "{dropped:?}");
+        assert!(dropped.values().sum::<u32>() < 390, "{dropped:?}");
+    }
 
     /// The one-pass count agrees with counting the joined strings themselves.
     #[test]
