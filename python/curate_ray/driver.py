@@ -22,12 +22,13 @@ import time
 
 # How long every node has to answer the start-up check.
 CHECK_TIMEOUT_S = float(os.environ.get("CURATE_RAY_CHECK_TIMEOUT", "60"))
-# Tries of a task whose worker, `curate task` process or node was killed (Ray runs it
+# Tries of a task whose worker, `curate task` process or node was killed (the driver runs it
 # again, on any live node): CURATE_RAY_MAX_RETRIES, default 3.
 MAX_RETRIES = int(os.environ.get("CURATE_RAY_MAX_RETRIES", "3"))
-# Seconds Ray waits before running a killed task again: a node that died is declared
-# dead by Ray's health checks only after some 15 s (3 s period, 5 misses), and until
-# then a retry may be placed on it again and fail at once.
+# Seconds before a killed task's first retry, doubled for each further one: a node
+# that died is declared dead by Ray's health checks only after some 15 s (3 s period,
+# 5 misses; longer on a loaded machine), and until then a retry may be placed on it
+# again and fail at once.
 RETRY_DELAY_S = float(os.environ.get("CURATE_RAY_RETRY_DELAY", "10"))
 
 
@@ -90,11 +91,11 @@ def run_task(curate, plan, task_id, threads, env=None):
     }
 
 
-def gave_up(task_id, e):
-    """curate's message for a task Ray stopped retrying: why, in a line, and how to go on."""
+def gave_up(task_id, e, tries):
+    """curate's message for a task that failed on every try: why, in a line, and how
+    to go on."""
     cause = e.cause if isinstance(getattr(e, "cause", None), Exception) else e
     kind = type(e).__name__
-    tries = MAX_RETRIES + 1
     if kind in ("NodeDiedError", "WorkerCrashedError", "LocalRayletDiedError", "OwnerDiedError"):
         why = f"the Ray worker or node running it went away ({kind}) on every one of its {tries} tries"
     elif isinstance(cause, TaskKilled):
@@ -103,7 +104,7 @@ def gave_up(task_id, e):
         why = f"it failed on every one of its {tries} tries: {str(cause).strip().splitlines()[-1] if str(cause).strip() else kind}"
     return (f"error: task `{task_id}` did not finish: {why}\n"
             "hint: the tasks that finished are kept in the work folder; run the same command again to resume "
-            "(CURATE_RAY_MAX_RETRIES sets how often Ray runs a task again)\n")
+            "(CURATE_RAY_MAX_RETRIES sets how often a task runs again)\n")
 
 
 def check_node(paths, curate):
@@ -129,8 +130,6 @@ def main(argv):
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
     address = job.get("address")
-    # Read by this process's Ray core, which owns the tasks and retries them.
-    os.environ.setdefault("RAY_task_retry_delay_ms", str(int(RETRY_DELAY_S * 1000)))
     try:
         ray.init(address=address, log_to_driver=False, logging_level="WARNING")
     except Exception as e:  # Ray raises several kinds here: say which cluster, and why
@@ -179,21 +178,43 @@ def run(job, ray, NodeAffinitySchedulingStrategy):
         return 2
     emit("cluster", nodes=[{"id": n["NodeID"], "ip": n.get("NodeManagerAddress"), "cpus": n["Resources"].get("CPU", 0)} for n in nodes])
 
-    remote = ray.remote(run_task).options(num_cpus=threads, max_retries=MAX_RETRIES, retry_exceptions=True)
+    # Retries are the driver's, not Ray's: a task whose process, worker or node died
+    # runs again after a delay that doubles with each try, so that a dead node has
+    # been declared dead (and is no longer chosen) by the time its tasks run again.
+    remote = ray.remote(run_task).options(num_cpus=threads, max_retries=0, retry_exceptions=False)
+    forwarded = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
     for phase in job["phases"]:
         name, total, pending = phase["name"], phase["total"], phase["pending"]
         started = time.time()
-        forwarded = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
         refs = {remote.remote(curate, plan, t, threads, forwarded): t for t in pending}
+        tries = {t: 1 for t in pending}
         done, already, on = total - len(pending), 0, set()
         waiting = list(refs)
-        while waiting:
-            finished, waiting = ray.wait(waiting, num_returns=1)
+        later = []  # (when, task id): tries to submit again
+        while waiting or later:
+            now = time.time()
+            for when, t in [x for x in later if x[0] <= now]:
+                later.remove((when, t))
+                ref = remote.remote(curate, plan, t, threads, forwarded)
+                refs[ref] = t
+                waiting.append(ref)
+            if not waiting:
+                time.sleep(max(0.0, min(w for w, _ in later) - time.time()))
+                continue
+            timeout = max(0.0, min(w for w, _ in later) - time.time()) if later else None
+            finished, waiting = ray.wait(waiting, num_returns=1, timeout=timeout)
+            if not finished:
+                continue
             ref = finished[0]
             try:
                 r = ray.get(ref)
-            except Exception as e:  # Ray gave up on the task (killed on every try)
-                r = {"id": refs[ref], "node": "?", "code": -1, "stderr": gave_up(refs[ref], e)}
+            except Exception as e:  # the task's process, worker or node died
+                t = refs[ref]
+                if tries[t] <= MAX_RETRIES:
+                    later.append((time.time() + RETRY_DELAY_S * 2 ** (tries[t] - 1), t))
+                    tries[t] += 1
+                    continue
+                r = {"id": t, "node": "?", "code": -1, "stderr": gave_up(t, e, tries[t])}
             if r["code"] != 0:
                 # The tasks cancelled here end in errors of Ray's that say nothing.
                 os.environ["RAY_IGNORE_UNHANDLED_ERRORS"] = "1"

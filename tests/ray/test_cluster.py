@@ -12,7 +12,7 @@ Checks:
 - a task failing on bad input fails the run with curate's own message, no traceback;
 - a run started again skips the tasks an earlier run completed, and says so; started
   with `python -m curate_ray`;
-- a whole node killed (SIGKILL to all its processes) while it runs a task: Ray runs
+- a whole node killed (SIGKILL to all its processes) while it runs a task: the driver runs
   the task again on the other node and the outputs are the same; with no retries left,
   the run stops with a clear error, and running it again resumes;
 - a node that cannot see the work folder (another node, in a mount namespace where an
@@ -23,6 +23,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -160,6 +161,23 @@ def parent(pid):
         return int(f.read().rsplit(")", 1)[1].split()[1])
 
 
+def descendants(root):
+    """Every process below `root`, from /proc."""
+    children = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                children.setdefault(parent(int(d)), []).append(int(d))
+            except (OSError, IndexError, ValueError):
+                pass
+    out, todo = [], [root]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
 def node_running(cluster, pid):
     """The cluster node whose raylet started the process `pid` (a task's `curate task`
     process descends from a Ray worker, which the raylet started)."""
@@ -212,6 +230,15 @@ def node_dies(cluster, address, c, recipe):
             while time.time() < deadline and not os.path.exists(os.path.join(work, "tasks", t, "done.json")):
                 time.sleep(0.1)
         task, node = victims[0]
+        # A dying machine takes every process with it at once: the raylet's
+        # descendants (its workers and their `curate task` processes) are killed first,
+        # so that none of them can finish its task while the raylet goes down.
+        for info in node.all_processes.get("raylet", []):
+            for pid in descendants(info.process.pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         cluster.remove_node(node, allow_graceful=False)
         open(os.path.join(pause_dir, "release"), "w").close()
         return task
@@ -317,13 +344,13 @@ def main():
         check("corpus: the planted duplicates were found", "dedup.exact" in report and "near_dedup.minhash" in report, report[:2000])
 
         # Fault: the process running a task is killed (SIGKILL, as the kernel's OOM
-        # killer or a dying node would end it) on its first try: Ray runs it again and
+        # killer or a dying node would end it) on its first try: the driver runs it again and
         # the outputs are the same.
         marker = os.path.join(c, "killed-once")
         env = dict(os.environ, CURATE_KILL_AT=f"map-00001:start:once={marker}")
         r = ray_run(recipe, os.path.join(c, "ray-killed"), address, "--tasks", "8", env=env)
         check("fault: the killed task's first try was killed", os.path.exists(marker), r.stderr)
-        check("fault: Ray ran it again and the run finished", r.returncode == 0, r.stderr)
+        check("fault: it ran again and the run finished", r.returncode == 0, r.stderr)
         ok, why = same(os.path.join(c, "local"), os.path.join(c, "ray-killed"))
         check("fault: outputs are byte-identical to the local executor's", ok, why)
 
