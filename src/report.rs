@@ -167,7 +167,10 @@ pub fn render(recipe: &Recipe, stats: &[SourceStats], ledger_entries: u64, extra
     let mut totals = Totals { records_read: 0, eval_records_read: 0, documents_kept: 0, chars_kept: 0, ledger_entries, errors_skipped: 0 };
     let mut sources = Vec::new();
     for (src, st) in recipe.sources.iter().zip(stats) {
-        let (kept, chars) = st.kept();
+        // Every ledgered record counts under its rule, an eval set's bad rows too.
+        for (k, n) in &st.drops {
+            *drops.entry(k).or_default() += n;
+        }
         let read = st.stages.get("read").map(|c| c.records_in).unwrap_or(0);
         if src.role == crate::recipe::SourceRole::Eval {
             // An eval set's records go to the decontamination index, not down the
@@ -179,9 +182,7 @@ pub fn render(recipe: &Recipe, stats: &[SourceStats], ledger_entries: u64, extra
         for (k, c) in &st.stages {
             total_stages.entry(k).or_default().add(c);
         }
-        for (k, n) in &st.drops {
-            *drops.entry(k).or_default() += n;
-        }
+        let (kept, chars) = st.kept();
         totals.records_read += read;
         totals.documents_kept += kept;
         totals.chars_kept += chars;

@@ -296,7 +296,7 @@ fn run_plan(
     let fin = super::finalize::run(&env, plan, &staging, compliance)?;
     env.progress.finish();
     let timings = timings(plan, &fin, env.threads, started, ran, skipped);
-    write_timings(&staging, &timings, &fin)?;
+    write_timings_and_page(&staging, &timings, &fin)?;
     let out = staging.commit()?;
     std::fs::remove_dir_all(&plan.work).with_context(|| format!("cannot remove the work folder `{}`", plan.work.display()))?;
     Ok(RunSummary {
@@ -336,7 +336,7 @@ fn timings(plan: &Plan, fin: &super::finalize::Finalized, threads: usize, starte
 
 /// Write `timings.json`, then `report.html`, which shows it with report.json and
 /// manifest.json.
-fn write_timings(staging: &Staging, t: &Timings, fin: &super::finalize::Finalized) -> anyhow::Result<()> {
+fn write_timings_and_page(staging: &Staging, t: &Timings, fin: &super::finalize::Finalized) -> anyhow::Result<()> {
     let mut tj = serde_json::to_string_pretty(t).expect("timings serialise");
     tj.push('\n');
     output::write_file(&staging.file("timings.json"), tj.as_bytes())?;
@@ -382,7 +382,7 @@ pub fn task(plan_path: &Path, id: &str, threads: usize) -> anyhow::Result<bool> 
         };
         let fin = super::finalize::run(&env, &plan, &staging, compliance.as_ref())?;
         let timings = timings(&plan, &fin, env.threads, started, 1, 0);
-        write_timings(&staging, &timings, &fin)?;
+        write_timings_and_page(&staging, &timings, &fin)?;
         staging.commit()?;
         std::fs::remove_dir_all(&plan.work).with_context(|| format!("cannot remove the work folder `{}`", plan.work.display()))?;
         return Ok(true);

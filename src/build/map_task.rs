@@ -342,7 +342,11 @@ fn write_bands(w: &mut impl Write, b: Option<&crate::stages::near_dedup::BandHas
 fn reader(files: &[InputFile], slices: &[super::plan::Slice], max_record_bytes: u64, tx: std::sync::mpsc::SyncSender<Msg>, clocks: &Clocks) {
     // The thread only reads: its CPU clock is reading's CPU time, blocked or not.
     let cpu0 = thread_cpu_ns();
-    let _booked = Defer(|| clocks.add_read_cpu(thread_cpu_ns().saturating_sub(cpu0)));
+    read_slices(files, slices, max_record_bytes, tx, clocks);
+    clocks.add_read_cpu(thread_cpu_ns().saturating_sub(cpu0));
+}
+
+fn read_slices(files: &[InputFile], slices: &[super::plan::Slice], max_record_bytes: u64, tx: std::sync::mpsc::SyncSender<Msg>, clocks: &Clocks) {
     for (si, s) in slices.iter().enumerate() {
         let mut batch: Vec<RawRecord> = Vec::with_capacity(BATCH_RECORDS);
         let mut batch_bytes = 0u64;
@@ -371,15 +375,6 @@ fn reader(files: &[InputFile], slices: &[super::plan::Slice], max_record_bytes: 
         if !batch.is_empty() && tx.send(Msg::Batch(si, std::mem::take(&mut batch))).is_err() {
             return;
         }
-    }
-}
-
-/// Runs its closure when dropped (on every way out of a function).
-struct Defer<F: FnMut()>(F);
-
-impl<F: FnMut()> Drop for Defer<F> {
-    fn drop(&mut self) {
-        (self.0)()
     }
 }
 

@@ -29,7 +29,7 @@ pub mod helm;
 
 use std::collections::HashMap;
 
-use super::words::{IdMap, Word, for_each_word, ngram_hash};
+use super::words::{IdMap, Word, for_each_word, mix, ngram_hash};
 use crate::document::Content;
 use crate::ledger::{DropReason, Rule};
 
@@ -114,17 +114,12 @@ pub struct EvalIndex {
     more: IdMap<Vec<u32>>,
     /// Window lengths present in the index, longest first (`ngram`, then short items).
     lengths: Vec<usize>,
-    /// The first two words of every indexed window of two or more words ([`pair`]): a
+    /// The first two words of every indexed window of two or more words (their hashes
+    /// [`mix`]ed): a
     /// position of a training text whose first two words are not here starts no match,
     /// so most positions cost one lookup instead of a hash per window length.
     starts: IdMap<()>,
     stats: IndexStats,
-}
-
-/// The key of two consecutive words, for [`EvalIndex::starts`].
-#[inline]
-fn pair(a: &Word, b: &Word) -> u64 {
-    (a.hash.rotate_left(17) ^ b.hash).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 /// A training document's overlap with one evaluation item.
@@ -222,7 +217,7 @@ impl EvalIndex {
         }
         for w in words.windows(len) {
             if len >= 2 {
-                self.starts.insert(pair(&w[0], &w[1]), ());
+                self.starts.insert(mix(w[0].hash, w[1].hash), ());
             }
             let h = ngram_hash(w);
             match self.grams.entry(h) {
@@ -262,36 +257,18 @@ impl EvalIndex {
         if self.grams.is_empty() {
             return None;
         }
-        let mut words: Vec<Word> = Vec::with_capacity(text.len() / 5 + 1);
-        for_each_word(text, |w| words.push(w));
-        self.first_match_in(text, &words)
+        self.first_match_in(text, &super::words::words(text))
     }
 
     /// [`EvalIndex::first_match`] on words already split from `text` (by
     /// [`super::words::words`]).
     pub fn first_match_in(&self, text: &str, words: &[Word]) -> Option<Contamination> {
-        if self.grams.is_empty() {
-            return None;
-        }
-        for i in 0..words.len() {
-            let may_start = self.may_start(&words, i);
-            for &len in &self.lengths {
-                if i + len > words.len() || (len >= 2 && !may_start) {
-                    continue;
-                }
-                let w = &words[i..i + len];
-                if let Some(&item) = self.grams.get(&ngram_hash(w)) {
-                    return Some(self.contamination(item, text, w));
-                }
-            }
-        }
-        None
-    }
-
-    /// Whether an indexed window of two or more words may start at `words[i]`.
-    #[inline]
-    fn may_start(&self, words: &[Word], i: usize) -> bool {
-        i + 1 < words.len() && self.starts.contains_key(&pair(&words[i], &words[i + 1]))
+        let mut found = None;
+        self.for_each_hit(words, |w, _, item| {
+            found = Some(self.contamination(item, text, w));
+            false
+        });
+        found
     }
 
     /// Every item `text` overlaps with, each once (with its first matching n-gram and
@@ -302,30 +279,42 @@ impl EvalIndex {
             return out;
         }
         let mut seen: HashMap<u32, usize> = HashMap::new();
-        let mut words: Vec<Word> = Vec::with_capacity(text.len() / 5 + 1);
-        for_each_word(text, |w| words.push(w));
+        self.for_each_hit(&super::words::words(text), |w, h, first| {
+            let others = self.more.get(&h).map(|v| v.as_slice()).unwrap_or(&[]);
+            for &item in std::iter::once(&first).chain(others) {
+                match seen.get(&item) {
+                    Some(&k) => out[k].count += 1,
+                    None => {
+                        seen.insert(item, out.len());
+                        out.push(self.contamination(item, text, w));
+                    }
+                }
+            }
+            true
+        });
+        out
+    }
+
+    /// Calls `f` with every window of `words` that the index holds (its words, its
+    /// hash and the first item with it), by position and, at one position, longest
+    /// first, until `f` returns `false`. A position whose first two words start no
+    /// indexed window costs one lookup.
+    fn for_each_hit(&self, words: &[Word], mut f: impl FnMut(&[Word], u64, u32) -> bool) {
         for i in 0..words.len() {
-            let may_start = self.may_start(&words, i);
+            let may_start = i + 1 < words.len() && self.starts.contains_key(&mix(words[i].hash, words[i + 1].hash));
             for &len in &self.lengths {
                 if i + len > words.len() || (len >= 2 && !may_start) {
                     continue;
                 }
                 let w = &words[i..i + len];
                 let h = ngram_hash(w);
-                let Some(&first) = self.grams.get(&h) else { continue };
-                let others = self.more.get(&h).map(|v| v.as_slice()).unwrap_or(&[]);
-                for &item in std::iter::once(&first).chain(others) {
-                    match seen.get(&item) {
-                        Some(&k) => out[k].count += 1,
-                        None => {
-                            seen.insert(item, out.len());
-                            out.push(self.contamination(item, text, w));
-                        }
-                    }
+                if let Some(&item) = self.grams.get(&h)
+                    && !f(w, h, item)
+                {
+                    return;
                 }
             }
         }
-        out
     }
 
     /// The first overlap in a document's content. A chat is searched as one text (its

@@ -116,6 +116,16 @@ pub fn words(text: &str) -> Vec<Word> {
     out
 }
 
+/// One step of an order-sensitive hash over word hashes: `mix(mix(a, b), c)` for the
+/// words `a b c` (a rotation, xor, multiply and xor-shift, as in 64-bit finalisers;
+/// distinct sequences collide with probability about 2^-64 per pair). Cheaper than
+/// [`ngram_hash`] when n-grams are grown one word at a time.
+#[inline]
+pub fn mix(h: u64, w: u64) -> u64 {
+    let x = (h.rotate_left(23) ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    x ^ (x >> 29)
+}
+
 /// Hash of a sequence of word hashes (an n-gram), order-sensitive. Uses xxh3 over the
 /// words' hashes, so n-grams of different lengths do not collide by construction either.
 #[inline]

@@ -27,13 +27,11 @@
 //!   cover the words of every copy after the first, each word counted once; both are
 //!   measured in word characters (whitespace excluded).
 
-
-use crate::stages::words::IdMap;
-
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::{QualityDrop, fmt_num};
 use crate::ledger::Rule;
+use crate::stages::words::{IdMap, mix};
 
 /// Gopher quality thresholds; the defaults are the published ones.
 #[derive(Debug, Clone, PartialEq)]
@@ -321,15 +319,6 @@ impl<'a> NgramHashes<'a> {
         }
         &self.hashes
     }
-}
-
-/// One step of an order-sensitive hash over word hashes (the multiply and xor-shift of
-/// a 64-bit finaliser: distinct n-grams of one document collide with probability
-/// about 2^-64 per pair).
-#[inline]
-fn mix(h: u64, w: u64) -> u64 {
-    let x = (h.rotate_left(23) ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    x ^ (x >> 29)
 }
 
 /// Gopher repetition: `None` keeps the document.
