@@ -228,6 +228,14 @@ pub fn rewrite(out: &Path) -> anyhow::Result<PathBuf> {
             report_path.display()
         );
     };
+    // The page is written into the folder: only into an output curate wrote, never
+    // over a `report.html` of someone else's beside their own `report.json`.
+    if let crate::output::Existing::Foreign(why) = crate::output::existing(out)? {
+        bail!(
+            "`{}` {why}\nhint: `curate report` writes report.html only into an output folder that curate wrote",
+            out.display()
+        );
+    }
     let manifest = read("manifest.json")?;
     let timings = read("timings.json")?;
     let html = render(&report, manifest.as_ref(), timings.as_ref(), &report_path.display().to_string())?;

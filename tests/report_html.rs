@@ -149,7 +149,7 @@ fn curate_report_writes_the_same_page_again_and_names_bad_input() {
     std::fs::remove_file(out.join("report.html")).unwrap();
     let o = d.curate(&["report", out.to_str().unwrap()]);
     ok(&o);
-    assert_eq!(std::fs::read(out.join("report.html")).unwrap(), built, "the page depends only on report.json and manifest.json");
+    assert_eq!(std::fs::read(out.join("report.html")).unwrap(), built, "the page depends only on report.json, manifest.json and timings.json");
     // The manifest does not hash the page, so rewriting it leaves the manifest true.
     let manifest: Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
     assert!(manifest["files"].get("report.html").is_none());
@@ -159,6 +159,16 @@ fn curate_report_writes_the_same_page_again_and_names_bad_input() {
     std::fs::create_dir_all(&missing).unwrap();
     let err = fails(&d.curate(&["report", missing.to_str().unwrap()]));
     assert!(err.contains("report.json") && err.contains("not found"), "{err}");
+
+    // A folder curate did not write, holding a report.json and a page of its own: the
+    // page is left as it is.
+    let theirs = d.join("theirs");
+    std::fs::create_dir_all(&theirs).unwrap();
+    std::fs::copy(out.join("report.json"), theirs.join("report.json")).unwrap();
+    std::fs::write(theirs.join("report.html"), "my own page").unwrap();
+    let err = fails(&d.curate(&["report", theirs.to_str().unwrap()]));
+    assert!(err.contains("curate did not write") && err.contains("only into an output folder"), "{err}");
+    assert_eq!(std::fs::read_to_string(theirs.join("report.html")).unwrap(), "my own page");
 
     let mut report: Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     report["totals"].as_object_mut().unwrap().remove("records_read");
