@@ -1293,3 +1293,31 @@ fn notice_names_the_makers_the_catalog_knows() {
     let a = assess(MISTRAL, &hub("arc", "allenai/ai2_arc", ""));
     assert!(!a.notice("mix").contains("By:"), "{}", a.notice("mix"));
 }
+
+/// `curate licenses DIR` checks a copy of the compliance data as curate loads its own:
+/// the project's passes; an edit with a defect is named with its file, exit 2.
+#[test]
+fn curate_licenses_checks_a_data_folder_and_names_its_file() {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() { copy(&p, &to.join(e.file_name())) } else { std::fs::copy(&p, to.join(e.file_name())).map(|_| ()).unwrap() }
+        }
+    }
+    let d = Dir::new();
+    let dir = d.join("licenses");
+    copy(&repo().join("licenses"), &dir);
+    let o = d.curate(&["licenses", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("datasets") && out.contains("no problems found"), "{out}");
+
+    let mut catalog = std::fs::read_to_string(dir.join("catalog/preference.toml")).unwrap();
+    catalog.push_str("\n[[dataset]]\nid = \"x/new\"\nname = \"New\"\nlicense = \"MIT\"\norigin = \"human\"\nrole_hint = \"train\"\ncolour = \"red\"\nevidence = [{ fact = \"license\", url = \"https://example.org\", says = \"MIT\" }]\n");
+    std::fs::write(dir.join("catalog/preference.toml"), catalog).unwrap();
+    let o = d.curate(&["licenses", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("catalog/preference.toml:") && err.contains("unknown key `colour`"), "{err}");
+}
