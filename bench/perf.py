@@ -4,6 +4,7 @@ new one, on one corpus, in one run.
 
     python3 bench/perf.py CORPUS_DIR --old BIN --new BIN [--threads 1,2] [--repeats 1]
                           [--encode-bench BIN] [--tokenizer tokenizer.json] [--skip-encode]
+    python3 bench/perf.py CORPUS_DIR --recipe-only     # write perf.toml only
 
 CORPUS_DIR is a corpus of bench/make_corpus.py (`text/*.jsonl`, `instruction/*.jsonl`,
 `ground_truth.json`). The script writes `perf.toml` there: the full recipe (filters,
@@ -128,18 +129,24 @@ def time_v(cmd, log):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("corpus")
-    ap.add_argument("--old", required=True)
-    ap.add_argument("--new", required=True)
+    ap.add_argument("--old")
+    ap.add_argument("--new")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--encode-bench", default=os.environ.get("ENCODE_BENCH", ""))
     ap.add_argument("--tokenizer", default=os.path.join(ROOT, ".cache/tokenizer-llama2/package/models/tokenizer.json"))
-    ap.add_argument("--skip-encode", action="store_true", help="only the two binaries (for a memory run)")
+    ap.add_argument("--skip-encode", action="store_true", help="only the two binaries")
+    ap.add_argument("--recipe-only", action="store_true", help="write CORPUS_DIR/perf.toml and stop (for a run by hand)")
     a = ap.parse_args()
     corpus = os.path.abspath(a.corpus)
     if not os.path.isfile(a.tokenizer):
         sys.exit(f"error: no tokenizer at {a.tokenizer} (run scripts/test.sh once, or give --tokenizer)")
     r = recipe(corpus, os.path.abspath(a.tokenizer))
+    if a.recipe_only:
+        print(r)
+        return
+    if not (a.old and a.new):
+        sys.exit("error: give --old and --new (or --recipe-only)")
     mb = corpus_bytes(corpus) / 1e6
     threads = [int(t) for t in a.threads.split(",")]
     print(f"corpus {corpus}: {mb:.1f} MB; recipe {r}")
