@@ -10,8 +10,8 @@ C=$1; A=$2; B=$3; N=${4:-2}; T=${5:-2}
 for i in $(seq 1 $N); do
   for bin in "$A" "$B"; do
     name=$(basename "$bin")
-    rm -rf "$C/out-$name" "$C/.out-$name.work"
-    /usr/bin/time -v "$bin" --no-progress -q --threads "$T" "$C/full.toml" --out "$C/out-$name" 2> "$C/time-$name-$i.txt"
+    # curate replaces its own earlier output; --fresh discards an interrupted run's tasks.
+    /usr/bin/time -v "$bin" --no-progress -q --fresh --threads "$T" "$C/full.toml" --out "$C/out-$name" 2> "$C/time-$name-$i.txt"
     u=$(grep "User time" "$C/time-$name-$i.txt" | awk '{print $NF}')
     s=$(grep "System time" "$C/time-$name-$i.txt" | awk '{print $NF}')
     w=$(grep "Elapsed (wall" "$C/time-$name-$i.txt" | awk '{print $NF}')

@@ -31,7 +31,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 
@@ -169,10 +168,10 @@ def main():
                 bares.append((t, bare))
                 print(f"  run {rep + 1}: bare encode_fast, {t} thread(s): {bare:.2f} CPU-s", flush=True)
             for name, binary in (("old", a.old), ("new", a.new)):
+                # curate replaces its own earlier output (and refuses anything else
+                # there); --fresh discards an interrupted run's tasks.
                 out = os.path.join(corpus, f"out-perf-{name}-{t}")
-                shutil.rmtree(out, ignore_errors=True)
-                shutil.rmtree(os.path.join(corpus, f".out-perf-{name}-{t}.work"), ignore_errors=True)
-                m = time_v([binary, "--no-progress", "-q", "--threads", str(t), r, "--out", out], os.path.join(corpus, f"time-{name}-{t}.txt"))
+                m = time_v([binary, "--no-progress", "-q", "--fresh", "--threads", str(t), r, "--out", out], os.path.join(corpus, f"time-{name}-{t}.txt"))
                 m["report"] = json.load(open(os.path.join(out, "report.json")))
                 m["timings"] = json.load(open(os.path.join(out, "timings.json")))
                 m["ratio"] = bare / m["cpu"] if bare else None
