@@ -18,7 +18,7 @@ use super::map_task::{count, trace};
 use super::plan::{Plan, Task};
 use super::work::{TaskDir, task_dir};
 use super::{Clocks, Env, RecordClock, TaskCounters, thread_cpu_ns};
-use crate::document::{Document, Locator};
+use crate::document::Document;
 use crate::hash::hex128;
 use crate::ledger::Stage;
 use crate::output::parquet::read_documents;
@@ -35,12 +35,6 @@ pub struct SpillRow {
     pub hash: String,
     pub tokens: u32,
     pub loss: u32,
-}
-
-impl SpillRow {
-    pub fn locator(&self) -> Locator {
-        Locator { file: self.file.as_str().into(), row: self.row, sub: self.sub }
-    }
 }
 
 const BATCH: usize = 1024;
