@@ -4,17 +4,19 @@ It reads the job from stdin (JSON: the plan's path, the curate binary, the CPUs 
 task, the cluster's address, and each phase's task ids with those still to run), and
 writes what happens to stdout as lines `@curate {JSON}` that curate prints:
 
-- `cluster`: the nodes that will run tasks;
+- `cluster`: the nodes that will run tasks, and the node this driver is attached to;
 - `task`: a task finished (on which node, in how long, or found already complete);
 - `phase`: a phase finished;
 - `failed`: a task failed for a reason of its own; `stderr` is curate's message;
-- `error`: the run cannot go on (no cluster, a node that cannot see the work folder).
+- `error`: the run cannot go on (no cluster, a node that cannot see the work folder,
+  the node this driver is attached to went away).
 
 The exit code is 0 when every phase finished, 2 otherwise.
 """
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -91,6 +93,13 @@ def run_task(curate, plan, task_id, threads, env=None):
     }
 
 
+def node_in(e):
+    """The node a Ray error names (`The node (IP: 10.0.0.2, node ID: …)`), else
+    `unknown`."""
+    m = re.search(r"\(IP: ([^,\s)]+)", str(e))
+    return m.group(1) if m else "unknown"
+
+
 def gave_up(task_id, e, tries):
     """curate's message for a task that failed on every try: why, in a line, and how
     to go on."""
@@ -105,6 +114,27 @@ def gave_up(task_id, e, tries):
     return (f"error: task `{task_id}` did not finish: {why}\n"
             "hint: the tasks that finished are kept in the work folder; run the same command again to resume "
             "(CURATE_RAY_MAX_RETRIES sets how often a task runs again)\n")
+
+
+def alive(ray, node_id):
+    """Whether the cluster lists `node_id` as alive (False when it cannot be asked)."""
+    try:
+        return any(n["NodeID"] == node_id and n.get("Alive") for n in ray.nodes())
+    except Exception:
+        return False
+
+
+def lost_own_node(driver, phase, task):
+    """The node this driver is attached to went away (its raylet died): say so and exit
+    at once, without Ray's shutdown, which waits on that raylet."""
+    emit("error", phase=phase, id=task,
+         message=(f"the Ray node this driver is attached to ({driver['ip']}, {driver['id'][:12]}) went away while "
+                  f"task `{task}` ran: no task can be submitted from here"),
+         hint=("the tasks that finished are kept in the work folder; run the same command again, on a machine "
+               "of the cluster whose Ray node is up, to resume"))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(2)
 
 
 def check_node(paths, curate):
@@ -176,7 +206,11 @@ def run(job, ray, NodeAffinitySchedulingStrategy):
         emit("error", message="not every Ray node sees the build's files:\n  " + "\n  ".join(problems),
              hint="the work folder, the output's folder and the curate binary must be on a filesystem every node mounts at the same path (see docs/outputs.md)")
         return 2
-    emit("cluster", nodes=[{"id": n["NodeID"], "ip": n.get("NodeManagerAddress"), "cpus": n["Resources"].get("CPU", 0)} for n in nodes])
+    driver_node = ray.get_runtime_context().get_node_id()
+    driver = next(({"id": n["NodeID"], "ip": n.get("NodeManagerAddress")} for n in ray.nodes() if n["NodeID"] == driver_node),
+                  {"id": driver_node, "ip": "?"})
+    emit("cluster", nodes=[{"id": n["NodeID"], "ip": n.get("NodeManagerAddress"), "cpus": n["Resources"].get("CPU", 0)} for n in nodes],
+         driver=driver)
 
     # Retries are the driver's, not Ray's: a task whose process, worker or node died
     # runs again after a delay that doubles with each try, so that a dead node has
@@ -210,11 +244,16 @@ def run(job, ray, NodeAffinitySchedulingStrategy):
                 r = ray.get(ref)
             except Exception as e:  # the task's process, worker or node died
                 t = refs[ref]
+                if type(e).__name__ == "LocalRayletDiedError" or not alive(ray, driver_node):
+                    # This driver submits every task through the raylet of the node it
+                    # is attached to: with that gone, nothing can be submitted or
+                    # cancelled from here (Ray's core worker can abort on a cancel).
+                    lost_own_node(driver, phase=name, task=t)
                 if tries[t] <= MAX_RETRIES:
                     later.append((time.time() + RETRY_DELAY_S * 2 ** (tries[t] - 1), t))
                     tries[t] += 1
                     continue
-                r = {"id": t, "node": "?", "code": -1, "stderr": gave_up(t, e, tries[t])}
+                r = {"id": t, "node": node_in(e), "code": -1, "stderr": gave_up(t, e, tries[t])}
             if r["code"] != 0:
                 # The tasks cancelled here end in errors of Ray's that say nothing.
                 os.environ["RAY_IGNORE_UNHANDLED_ERRORS"] = "1"

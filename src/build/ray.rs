@@ -179,8 +179,12 @@ fn drive(plan: &Plan, phases: &[PhaseWork], python: &Path, curate: &Path, opts: 
                 let cpus: f64 = ev["nodes"].as_array().into_iter().flatten().map(|n| n["cpus"].as_f64().unwrap_or(0.0)).sum();
                 let pending: usize = phases.iter().map(|p| p.pending.len()).sum();
                 let total: usize = phases.iter().map(|p| p.total).sum();
+                let driver = &ev["driver"];
+                let driver_id = driver["id"].as_str().unwrap_or("?");
                 eprintln!(
-                    "curate: Ray cluster of {nodes} node(s), {cpus} CPU(s); {pending} of {total} task(s) to run, {} CPU(s) each",
+                    "curate: Ray cluster of {nodes} node(s), {cpus} CPU(s), driver on node {} ({}); {pending} of {total} task(s) to run, {} CPU(s) each",
+                    driver["ip"].as_str().unwrap_or("?"),
+                    &driver_id[..driver_id.len().min(12)],
                     opts.task_threads
                 );
             }

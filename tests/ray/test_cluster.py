@@ -1,5 +1,7 @@
 """The Ray executor on a real two-node Ray cluster (a head and a worker node, 1 CPU
-each), started and stopped here, on 127.0.0.1 only.
+each), started and stopped here, on loopback addresses only: the head node on
+127.0.0.1, where the driver runs, and the worker node on 127.0.0.2 with a temporary
+folder of its own, as a second machine would be.
 
 Run by `scripts/test_ray.sh`, which puts it in a network namespace that has nothing
 but loopback (Ray otherwise binds the machine's network interface): this script
@@ -14,7 +16,8 @@ Checks:
   with `python -m curate_ray`;
 - a whole node killed (SIGKILL to all its processes) while it runs a task: the driver runs
   the task again on the other node and the outputs are the same; with no retries left,
-  the run stops with a clear error, and running it again resumes;
+  or when the node that died is the one the driver is attached to, the run stops with a
+  clear error, and running it again resumes;
 - a node that cannot see the work folder (another node, in a mount namespace where an
   empty tmpfs hides it) is a clear error before any task runs.
 """
@@ -135,21 +138,18 @@ def phase_line(stderr, phase):
     return next((l for l in stderr.splitlines() if l.strip().startswith(phase + " ")), "")
 
 
-def alive_nodes(address):
-    q = subprocess.run([sys.executable, "-c", "import ray; ray.init(address=%r, logging_level='ERROR'); "
-                        "print(sum(n['Alive'] for n in ray.nodes()))" % address], capture_output=True, text=True)
-    try:
-        return int((q.stdout.strip() or "0").splitlines()[-1])
-    except ValueError:
-        return 0
+def alive_nodes(cluster):
+    """The live nodes, as the cluster's GCS lists them (asked directly: a driver would
+    need a live node on its own IP)."""
+    return sum(bool(n.get("Alive")) for n in cluster.global_state.node_table())
 
 
-def wait_nodes(address, ok, seconds):
+def wait_nodes(cluster, ok, seconds):
     """Poll the number of live nodes until `ok(n)` or the deadline (a node joins or is
     declared dead in seconds; on a loaded machine it can take a minute)."""
     deadline = time.time() + seconds
     while True:
-        n = alive_nodes(address)
+        n = alive_nodes(cluster)
         if ok(n) or time.time() > deadline:
             return n
         time.sleep(1)
@@ -195,12 +195,30 @@ def node_running(cluster, pid):
     return None
 
 
+def add_worker(cluster, ip="127.0.0.2"):
+    """A worker node on `ip` (1 CPU), with a temporary folder of its own as a second
+    machine has: Ray attaches a driver to the live node whose IP is the one recorded in
+    the driver's machine's session folder (127.0.0.1, the head node's)."""
+    n = len(os.listdir(os.environ["RAY_TMPDIR"]))
+    args = {"num_cpus": 1, "node_ip_address": ip}
+    if ip != "127.0.0.1":
+        args["temp_dir"] = os.path.join(os.environ["RAY_TMPDIR"], f"n{n}")
+    return cluster.add_node(**args)  # waits until the node is alive
+
+
 def node_dies(cluster, address, c, recipe):
     """Every map task waits on its first try (CURATE_KILL_AT `pause`) until the test
-    releases it; the two running at once are on different nodes (1 CPU each), and the
-    test kills the worker node under one of them with all its processes."""
+    releases it; the two running at once are on different nodes (1 CPU each). The test
+    lets the other node's task finish, then kills the node under the first one with all
+    its processes:
 
-    def kill_worker_node_under_a_task(pause_dir, run, out):
+    a, b. a worker node, while the driver is attached to the head node;
+    c. the node the driver is attached to (its raylet and everything the raylet
+       started; a head node's GCS stays, so the cluster goes on): a driver submits every
+       task through that raylet, so nothing can run after it.
+    """
+
+    def kill_node_under_a_task(pause_dir, run, out, victim):
         deadline = time.time() + 120
         pids = []
         while time.time() < deadline and run.poll() is None:
@@ -208,20 +226,20 @@ def node_dies(cluster, address, c, recipe):
             if len(pids) >= 2:
                 break
             time.sleep(0.2)
-        victims, others = [], []
+        on_victim, others = [], []
         for f in pids:
             try:
                 pid = int(open(os.path.join(pause_dir, f)).read().strip())
             except (OSError, ValueError):
                 continue
             node = node_running(cluster, pid)
-            if node is not None and node is not cluster.head_node:
-                victims.append((f[:-4], node))
+            if node is not None and (node is victim if victim is not None else node is not cluster.head_node):
+                on_victim.append((f[:-4], node))
             else:
                 others.append(f[:-4])
-        if not victims:
+        if not on_victim:
             return None
-        # The head node's task finishes first, so that a completed task is there to
+        # The other node's task finishes first, so that a completed task is there to
         # resume from.
         work = os.path.join(os.path.dirname(out), "." + os.path.basename(out) + ".work")
         for t in others:
@@ -229,7 +247,7 @@ def node_dies(cluster, address, c, recipe):
             deadline = time.time() + 120
             while time.time() < deadline and not os.path.exists(os.path.join(work, "tasks", t, "done.json")):
                 time.sleep(0.1)
-        task, node = victims[0]
+        task, node = on_victim[0]
         # A dying machine takes every process with it at once: the raylet's
         # descendants (its workers and their `curate task` processes) are killed first,
         # so that none of them can finish its task while the raylet goes down.
@@ -239,56 +257,67 @@ def node_dies(cluster, address, c, recipe):
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-        cluster.remove_node(node, allow_graceful=False)
+        if node is cluster.head_node:
+            node.kill_raylet(check_alive=False)
+        else:
+            cluster.remove_node(node, allow_graceful=False)
         open(os.path.join(pause_dir, "release"), "w").close()
         return task
 
+    def scenario(tag, victim, attached, retries=None):
+        """Run with every map task paused, kill `victim` (None: the worker node)
+        under one, and wait until Ray has declared it dead."""
+        pause = os.path.join(c, f"pause-{tag}")
+        os.makedirs(pause)
+        out = os.path.join(c, f"node-died-{tag}")
+        args = [CURATE, "--no-progress", "run", recipe, "--executor", "ray", "--address", address,
+                "--python", sys.executable, "--out", out, "--tasks", "8"]
+        env = dict(os.environ, CURATE_KILL_AT=f"map-*:start:pause={pause}")
+        if retries is not None:
+            env["CURATE_RAY_MAX_RETRIES"] = str(retries)
+        run = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        task = kill_node_under_a_task(pause, run, out, victim)
+        open(os.path.join(pause, "release"), "a").close()
+        _, err = run.communicate(timeout=600)
+        check(f"node dies ({tag}): a task was running on the node when it was killed", task is not None, err)
+        driver_line = next((l for l in err.splitlines() if "Ray cluster of" in l), "")
+        check(f"node dies ({tag}): the driver was attached to node {attached[:12]}", f"({attached[:12]})" in driver_line, err)
+        left = wait_nodes(cluster, lambda n: n == 1, 180)
+        check(f"node dies ({tag}): Ray declared the node dead", left == 1, f"{left} live node(s)")
+        return run, err, out, args
+
+    def stops_and_resumes(tag, run, err, out, args, says):
+        check(f"node dies ({tag}): the run stops with exit 2", run.returncode == 2, err)
+        check(f"node dies ({tag}): the error says what went away and how to go on",
+              all(w in err for w in says) and "run the same command again" in err, err)
+        check(f"node dies ({tag}): Ray's log lines are kept out of curate's output", "(raylet)" not in err, err)
+        check(f"node dies ({tag}): no traceback", "Traceback" not in err, err)
+        check(f"node dies ({tag}): no output folder", not os.path.exists(out))
+        again = subprocess.run(args, capture_output=True, text=True)
+        check(f"node dies ({tag}): the run started again finishes", again.returncode == 0, again.stderr)
+        line = phase_line(again.stderr, "map")
+        check(f"node dies ({tag}): it resumes from the completed map tasks", "already complete" in line and " 0 already" not in line, again.stderr)
+        ok, why = same(os.path.join(c, "local"), out)
+        check(f"node dies ({tag}): outputs are byte-identical to the local executor's", ok, why)
+
     # a. Retries left: the task runs again on the head node and the run finishes.
-    pause = os.path.join(c, "pause-a")
-    os.makedirs(pause)
-    out = os.path.join(c, "node-died")
-    env = dict(os.environ, CURATE_KILL_AT=f"map-*:start:pause={pause}")
-    run = subprocess.Popen([CURATE, "--no-progress", "run", recipe, "--executor", "ray", "--address", address,
-                            "--python", sys.executable, "--out", out, "--tasks", "8"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    task = kill_worker_node_under_a_task(pause, run, out)
-    open(os.path.join(pause, "release"), "a").close()
-    _, err = run.communicate(timeout=600)
-    check("node dies: a task was running on the worker node when it was killed", task is not None, err)
-    check("node dies: the run finished on the other node", run.returncode == 0, err)
+    run, err, out, _ = scenario("retried", None, cluster.head_node.node_id)
+    check("node dies (retried): the run finished on the other node", run.returncode == 0, err)
     ok, why = same(os.path.join(c, "local"), out)
-    check("node dies: outputs are byte-identical to the local executor's", ok, why)
-    left = wait_nodes(address, lambda n: n == 1, 180)
-    check("node dies: Ray declared the node dead", left == 1, f"{left} live node(s)")
+    check("node dies (retried): outputs are byte-identical to the local executor's", ok, why)
 
     # b. No retries: the run stops with a clear error; run again, it resumes.
-    cluster.add_node(num_cpus=1)
-    cluster.wait_for_nodes()
-    pause = os.path.join(c, "pause-b")
-    os.makedirs(pause)
-    out = os.path.join(c, "node-died-b")
-    args = [CURATE, "--no-progress", "run", recipe, "--executor", "ray", "--address", address,
-            "--python", sys.executable, "--out", out, "--tasks", "8"]
-    env = dict(os.environ, CURATE_KILL_AT=f"map-*:start:pause={pause}", CURATE_RAY_MAX_RETRIES="0")
-    run = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    task = kill_worker_node_under_a_task(pause, run, out)
-    open(os.path.join(pause, "release"), "a").close()
-    _, err = run.communicate(timeout=600)
-    check("node dies, no retries: a task was running on the worker node", task is not None, err)
-    check("node dies, no retries: the run stops with exit 2", run.returncode == 2, err)
-    check("node dies, no retries: the error names the task and says why and how to go on",
-          task is not None and "error: task `map-" in err and "did not finish" in err and "went away" in err and "run the same command again" in err, err)
-    check("node dies, no retries: Ray's log lines are kept out of curate's output", "(raylet)" not in err, err)
-    check("node dies, no retries: no traceback", "Traceback" not in err, err)
-    check("node dies, no retries: no output folder", not os.path.exists(out))
-    left = wait_nodes(address, lambda n: n == 1, 180)
-    check("node dies, no retries: Ray declared the node dead", left == 1, f"{left} live node(s)")
-    again = subprocess.run(args, capture_output=True, text=True)
-    check("node dies, no retries: the run started again finishes", again.returncode == 0, again.stderr)
-    line = phase_line(again.stderr, "map")
-    check("node dies, no retries: it resumes from the completed map tasks", "already complete" in line and " 0 already" not in line, again.stderr)
-    ok, why = same(os.path.join(c, "local"), out)
-    check("node dies, no retries: outputs are byte-identical to the local executor's", ok, why)
+    add_worker(cluster)
+    r = scenario("no retries", None, cluster.head_node.node_id, retries=0)
+    stops_and_resumes("no retries", *r, ["error: task `map-", "did not finish", "went away"])
+
+    # c. The driver's own node dies: the run stops; once that machine's Ray node is up
+    # again, the same command resumes.
+    add_worker(cluster)
+    head = cluster.head_node
+    r = scenario("driver's node", head, head.node_id)
+    add_worker(cluster, "127.0.0.1")
+    stops_and_resumes("driver's node", *r, ["the Ray node this driver is attached to", "went away"])
 
 
 def main():
@@ -311,8 +340,7 @@ def main():
     started = time.time()
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     try:
-        cluster.add_node(num_cpus=1)
-        cluster.wait_for_nodes()
+        add_worker(cluster)
         address = cluster.address
         check("the cluster listens on 127.0.0.1", address.startswith("127.0.0.1:"), address)
         print(f"two-node Ray cluster at {address} in {time.time() - started:.1f}s", flush=True)
@@ -386,35 +414,29 @@ def main():
         check("bad input: the local run fails with exit 2", loc.returncode == 2 and first, loc.stderr)
         check("bad input: the Ray run fails with exit 2", r.returncode == 2, r.stderr)
         check("bad input: the Ray run says curate's own error", first and first in r.stderr, f"local: {first}\nray: {r.stderr}")
-        check("bad input: it names the task and the node", "in task `map-" in r.stderr and "on Ray node 127.0.0.1" in r.stderr, r.stderr)
+        check("bad input: it names the task and the node", "in task `map-" in r.stderr and "on Ray node 127.0.0." in r.stderr, r.stderr)
         check("bad input: no traceback, no Ray log lines", "Traceback" not in r.stderr and "worker.py" not in r.stderr and "(raylet)" not in r.stderr, r.stderr)
         check("bad input: no output folder", not os.path.exists(os.path.join(bad, "ray")))
 
-        # 5. A whole node dies while it runs a task. Not run by default: against Ray
-        # 2.40 on a loaded two-core machine its outcome varies (a task resubmitted after
-        # the node's death can keep failing with LocalRayletDiedError for over a minute,
-        # and Ray's core worker once aborted on "Tried to fail task that was not
-        # pending"); CURATE_RAY_NODE_KILL=1 runs it.
-        if os.environ.get("CURATE_RAY_NODE_KILL") == "1":
-            node_dies(cluster, address, c, recipe)
-        else:
-            print("SKIPPED: the node-kill scenario (set CURATE_RAY_NODE_KILL=1 to run it; not reliable yet, see the test)", flush=True)
+        # 5. A whole node dies while it runs a task.
+        node_dies(cluster, address, c, recipe)
 
         # 6. A node that cannot see the work folder: a third node in a mount namespace
         # of its own, where an empty tmpfs hides this test's folder.
-        before = alive_nodes(address)
+        before = alive_nodes(cluster)
         hidden = subprocess.Popen(
             ["unshare", "--mount", "--propagation", "private", "sh", "-c",
              f'mount -t tmpfs none "{tmp}" && exec "{os.path.join(os.path.dirname(sys.executable), "ray")}" start '
-             f'--address={address} --num-cpus=1 --block --disable-usage-stats'],
+             f'--address={address} --node-ip-address=127.0.0.3 --temp-dir={os.path.join(os.environ["RAY_TMPDIR"], "hidden")} '
+             '--num-cpus=1 --block --disable-usage-stats'],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            joined = wait_nodes(address, lambda n: n >= before + 1, 120)
+            joined = wait_nodes(cluster, lambda n: n >= before + 1, 120)
             check("unseen folder: another node joined", joined >= before + 1, f"{joined} node(s), {before} before")
             p = ray_run(recipe, os.path.join(c, "unseen"), address)
             check("unseen folder: the run fails with exit 2", p.returncode == 2, p.stderr)
             check("unseen folder: it names the node and what it cannot see",
-                  "cannot see" in p.stderr and "plan.json" in p.stderr and "node 127.0.0.1" in p.stderr, p.stderr)
+                  "cannot see" in p.stderr and "plan.json" in p.stderr and "node 127.0.0.3" in p.stderr, p.stderr)
             check("unseen folder: no task ran", not os.path.isdir(os.path.join(c, ".unseen.work", "tasks")), p.stderr)
             check("unseen folder: no traceback", "Traceback" not in p.stderr, p.stderr)
         finally:
