@@ -109,12 +109,31 @@ impl TaskDir {
         let m = Marker { task: self.id.clone(), key: self.key.clone(), files };
         std::fs::write(self.tmp.join(MARKER), serde_json::to_vec_pretty(&m).expect("marker serialises"))
             .with_context(|| format!("cannot write the marker of task `{}`", self.id))?;
+        // Another try of this task may have finished first: a retry after a lost node,
+        // or a try that outlived the run which started it. Its outputs are the same
+        // bytes (a task is deterministic), so a complete folder with this key is kept
+        // as it is, never removed under a reader; ours goes when `self` drops.
+        if self.other_try_finished() {
+            return Ok(());
+        }
         if self.target.exists() {
             std::fs::remove_dir_all(&self.target).with_context(|| format!("cannot remove `{}`", self.target.display()))?;
         }
-        std::fs::rename(&self.tmp, &self.target).with_context(|| format!("cannot move task `{}`'s outputs into place", self.id))?;
+        if let Err(e) = std::fs::rename(&self.tmp, &self.target) {
+            // Two tries committing at once: the other's rename won.
+            if self.other_try_finished() {
+                return Ok(());
+            }
+            return Err(e).with_context(|| format!("cannot move task `{}`'s outputs into place", self.id));
+        }
         self.done = true;
         Ok(())
+    }
+
+    /// Whether the task's folder holds complete outputs of the same key.
+    fn other_try_finished(&self) -> bool {
+        let work = self.target.parent().and_then(Path::parent).expect("tasks/ID sits in the work folder");
+        completed(work, &self.id, &self.key).is_some()
     }
 }
 
@@ -169,4 +188,49 @@ pub fn create(work: &Path) -> anyhow::Result<()> {
             .with_context(|| format!("cannot write `{}`", marker.display()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &TaskDir, name: &str, text: &str) {
+        std::fs::write(dir.file(name), text).unwrap();
+    }
+
+    #[test]
+    fn a_second_try_keeps_the_first_tries_complete_outputs() {
+        let work = tempfile::tempdir().unwrap();
+        let first = TaskDir::create(work.path(), "map-00001", "k1").unwrap();
+        write(&first, "rows", "first");
+        first.commit().unwrap();
+        let second = TaskDir::create(work.path(), "map-00001", "k1").unwrap();
+        write(&second, "rows", "second");
+        let tmp = second.tmp.clone();
+        second.commit().unwrap();
+        let dir = task_dir(work.path(), "map-00001");
+        assert_eq!(std::fs::read_to_string(dir.join("rows")).unwrap(), "first");
+        assert!(completed(work.path(), "map-00001", "k1").is_some());
+        assert!(!tmp.exists(), "the second try's folder is removed");
+    }
+
+    #[test]
+    fn outputs_of_another_key_or_incomplete_ones_are_replaced() {
+        let work = tempfile::tempdir().unwrap();
+        let old = TaskDir::create(work.path(), "map-00001", "old-key").unwrap();
+        write(&old, "rows", "old");
+        old.commit().unwrap();
+        let new = TaskDir::create(work.path(), "map-00001", "k1").unwrap();
+        write(&new, "rows", "new");
+        new.commit().unwrap();
+        let dir = task_dir(work.path(), "map-00001");
+        assert_eq!(std::fs::read_to_string(dir.join("rows")).unwrap(), "new");
+        // A folder whose file lost bytes is not complete: the next try replaces it.
+        std::fs::write(dir.join("rows"), "n").unwrap();
+        assert!(completed(work.path(), "map-00001", "k1").is_none());
+        let again = TaskDir::create(work.path(), "map-00001", "k1").unwrap();
+        write(&again, "rows", "again");
+        again.commit().unwrap();
+        assert_eq!(std::fs::read_to_string(dir.join("rows")).unwrap(), "again");
+    }
 }

@@ -178,6 +178,20 @@ def descendants(root):
     return out
 
 
+def tasks_running(plan):
+    """The pids of `curate task` processes of the plan `plan`."""
+    pids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                args = open(f"/proc/{d}/cmdline", "rb").read().split(b"\0")
+            except OSError:
+                continue
+            if b"task" in args and plan.encode() in args:
+                pids.append(int(d))
+    return pids
+
+
 def node_running(cluster, pid):
     """The cluster node whose raylet started the process `pid` (a task's `curate task`
     process descends from a Ray worker, which the raylet started)."""
@@ -288,6 +302,15 @@ def node_dies(cluster, address, c, recipe):
 
     def stops_and_resumes(tag, run, err, out, args, says):
         check(f"node dies ({tag}): the run stops with exit 2", run.returncode == 2, err)
+        # The job's tasks on the nodes left are ended with it (Ray ends a stopped
+        # driver's workers, and `curate task` dies with its worker), so none of them
+        # outlives the run into the next.
+        plan = os.path.join(c, f".{os.path.basename(out)}.work", "plan.json")
+        deadline = time.time() + 120
+        while tasks_running(plan) and time.time() < deadline:
+            time.sleep(1)
+        left = tasks_running(plan)
+        check(f"node dies ({tag}): no task of the stopped run is left running", not left, str(left))
         check(f"node dies ({tag}): the error says what went away and how to go on",
               all(w in err for w in says) and "run the same command again" in err, err)
         check(f"node dies ({tag}): Ray's log lines are kept out of curate's output", "(raylet)" not in err, err)
@@ -308,16 +331,16 @@ def node_dies(cluster, address, c, recipe):
 
     # b. No retries: the run stops with a clear error; run again, it resumes.
     add_worker(cluster)
-    r = scenario("no retries", None, cluster.head_node.node_id, retries=0)
-    stops_and_resumes("no retries", *r, ["error: task `map-", "did not finish", "went away"])
+    r = scenario("no-retries", None, cluster.head_node.node_id, retries=0)
+    stops_and_resumes("no-retries", *r, ["error: task `map-", "did not finish", "went away"])
 
     # c. The driver's own node dies: the run stops; once that machine's Ray node is up
     # again, the same command resumes.
     add_worker(cluster)
     head = cluster.head_node
-    r = scenario("driver's node", head, head.node_id)
+    r = scenario("driver-node", head, head.node_id)
     add_worker(cluster, "127.0.0.1")
-    stops_and_resumes("driver's node", *r, ["the Ray node this driver is attached to", "went away"])
+    stops_and_resumes("driver-node", *r, ["the Ray node this driver is attached to", "went away"])
 
 
 def main():
