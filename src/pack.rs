@@ -193,7 +193,7 @@ pub fn pack(seqs: &[Seq], items: &[Item], cfg: &Pack, seq_len: u32, seed: u64) -
         }
     }
     if cfg.shuffle {
-        let mut rng = SplitMix64(seed ^ 0x5eed_0f_9ac5);
+        let mut rng = SplitMix64(seed ^ 0x5e_ed0f_9ac5);
         for i in (1..packs.len()).rev() {
             let j = (rng.next() % (i as u64 + 1)) as usize;
             packs.swap(i, j);

@@ -376,7 +376,7 @@ fn byte_ranges_and_row_groups_keep_file_rows() {
     let mut lines = String::new();
     for i in 0..3000 {
         if i % 100 == 50 {
-            lines.push_str("\n");
+            lines.push('\n');
         }
         lines.push_str(&serde_json::json!({"text": format!("Line record {i} holds a sentence long enough to pass the filters.")}).to_string());
         lines.push('\n');

@@ -86,9 +86,12 @@ impl Progress {
     }
 }
 
+/// Per source (by index): its input files, and the warnings found resolving them.
+type SourceInputs = (Vec<Vec<InputFile>>, Vec<Vec<String>>);
+
 /// Resolve every source's files before anything is written, so that a missing path
 /// fails fast and names its source.
-fn resolve_inputs(recipe: &Recipe, opts: &RunOptions) -> anyhow::Result<(Vec<Vec<InputFile>>, Vec<Vec<String>>)> {
+fn resolve_inputs(recipe: &Recipe, opts: &RunOptions) -> anyhow::Result<SourceInputs> {
     let excluded: &[usize] = opts.compliance.as_ref().map(|c| c.excluded.as_slice()).unwrap_or(&[]);
     let mut inputs = Vec::with_capacity(recipe.sources.len());
     let mut warnings = vec![Vec::new(); recipe.sources.len()];

@@ -43,11 +43,10 @@ impl<'a> Point<'a> {
             pause(std::path::Path::new(dir), self.task);
             return;
         }
-        if let Some(once) = action.strip_prefix("once=") {
-            if std::fs::OpenOptions::new().write(true).create_new(true).open(once).is_err() {
+        if let Some(once) = action.strip_prefix("once=")
+            && std::fs::OpenOptions::new().write(true).create_new(true).open(once).is_err() {
                 return;
             }
-        }
         {
             let _ = std::process::Command::new("kill").args(["-KILL", &std::process::id().to_string()]).status();
             // SIGKILL is delivered before `kill` returns; never go on.

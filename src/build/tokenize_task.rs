@@ -127,7 +127,6 @@ pub fn run(env: &Env, plan: &Plan, task: &Task, drops: &[u32], out: &TaskDir) ->
     if !batch.is_empty() {
         sink(batch)?;
     }
-    drop(sink);
     for w in [&mut tokens, &mut mask, &mut spill] {
         w.flush().context("writing the token spill")?;
     }

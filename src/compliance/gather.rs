@@ -518,7 +518,7 @@ pub fn source_with(
             recipe_obs.push(Observation::license(l, from.clone()));
         }
         if let Some(x) = o.origin {
-            recipe_obs.push(Observation::origin(x.into(), from.clone()));
+            recipe_obs.push(Observation::origin(x, from.clone()));
         }
         if let Some(g) = &o.generated_by {
             recipe_obs.push(Observation::models(g, from.clone()));
@@ -533,7 +533,7 @@ pub fn source_with(
         recipe_obs.push(Observation::license(l, FactOrigin::Assertion));
     }
     if let Some(x) = p.origin {
-        recipe_obs.push(Observation::origin(x.into(), FactOrigin::Assertion));
+        recipe_obs.push(Observation::origin(x, FactOrigin::Assertion));
     }
     if p.generated_by_declared {
         recipe_obs.push(Observation::models(&p.generated_by, FactOrigin::Assertion));

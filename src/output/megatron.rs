@@ -149,59 +149,6 @@ pub fn write_npy_i64(path: &Path, values: &[i64]) -> anyhow::Result<()> {
     std::fs::write(path, out).with_context(|| format!("cannot write `{}`", path.display()))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn index_layout_matches_megatron() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut w = IndexedWriter::create(&dir.path().join("t"), DType::U16).unwrap();
-        w.push(&[1u32, 2, 3]).unwrap();
-        w.push(&[7u32]).unwrap();
-        let (bin, idx) = w.finish().unwrap();
-        assert_eq!(std::fs::read(bin).unwrap(), vec![1, 0, 2, 0, 3, 0, 7, 0]);
-        let i = std::fs::read(idx).unwrap();
-        assert_eq!(&i[..9], MAGIC);
-        assert_eq!(u64::from_le_bytes(i[9..17].try_into().unwrap()), 1);
-        assert_eq!(i[17], 8);
-        assert_eq!(u64::from_le_bytes(i[18..26].try_into().unwrap()), 2);
-        assert_eq!(u64::from_le_bytes(i[26..34].try_into().unwrap()), 3);
-        assert_eq!(i32::from_le_bytes(i[34..38].try_into().unwrap()), 3);
-        assert_eq!(i32::from_le_bytes(i[38..42].try_into().unwrap()), 1);
-        assert_eq!(i64::from_le_bytes(i[42..50].try_into().unwrap()), 0);
-        assert_eq!(i64::from_le_bytes(i[50..58].try_into().unwrap()), 6);
-        assert_eq!(i.len(), 58 + 3 * 8);
-    }
-
-    #[test]
-    fn dotted_prefixes_keep_their_dots() {
-        let dir = tempfile::tempdir().unwrap();
-        let w = IndexedWriter::create(&dir.path().join("train.loss"), DType::U8).unwrap();
-        let (bin, idx) = w.finish().unwrap();
-        assert!(bin.ends_with("train.loss.bin") && idx.ends_with("train.loss.idx"), "{bin:?} {idx:?}");
-    }
-
-    #[test]
-    fn npy_header_is_aligned() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("a.npy");
-        write_npy_i64(&p, &[0, 3, 5]).unwrap();
-        let b = std::fs::read(&p).unwrap();
-        let hlen = u16::from_le_bytes([b[8], b[9]]) as usize;
-        assert_eq!((10 + hlen) % 64, 0);
-        assert_eq!(b[10 + hlen - 1], b'\n');
-        assert_eq!(b.len(), 10 + hlen + 24);
-    }
-
-    #[test]
-    fn values_that_do_not_fit_are_errors() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut w = IndexedWriter::create(&dir.path().join("t"), DType::U16).unwrap();
-        assert!(w.push(&[70_000u32]).is_err());
-    }
-}
-
 /// A memory-mapped Megatron indexed dataset, for `inspect` and tests.
 pub struct IndexedReader {
     dtype: DType,
@@ -275,4 +222,57 @@ pub fn read_npy_i64(path: &Path) -> anyhow::Result<Vec<i64>> {
         anyhow::bail!("`{}` does not hold int64 values", path.display());
     }
     Ok(b[10 + hlen..].chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_layout_matches_megatron() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = IndexedWriter::create(&dir.path().join("t"), DType::U16).unwrap();
+        w.push(&[1u32, 2, 3]).unwrap();
+        w.push(&[7u32]).unwrap();
+        let (bin, idx) = w.finish().unwrap();
+        assert_eq!(std::fs::read(bin).unwrap(), vec![1, 0, 2, 0, 3, 0, 7, 0]);
+        let i = std::fs::read(idx).unwrap();
+        assert_eq!(&i[..9], MAGIC);
+        assert_eq!(u64::from_le_bytes(i[9..17].try_into().unwrap()), 1);
+        assert_eq!(i[17], 8);
+        assert_eq!(u64::from_le_bytes(i[18..26].try_into().unwrap()), 2);
+        assert_eq!(u64::from_le_bytes(i[26..34].try_into().unwrap()), 3);
+        assert_eq!(i32::from_le_bytes(i[34..38].try_into().unwrap()), 3);
+        assert_eq!(i32::from_le_bytes(i[38..42].try_into().unwrap()), 1);
+        assert_eq!(i64::from_le_bytes(i[42..50].try_into().unwrap()), 0);
+        assert_eq!(i64::from_le_bytes(i[50..58].try_into().unwrap()), 6);
+        assert_eq!(i.len(), 58 + 3 * 8);
+    }
+
+    #[test]
+    fn dotted_prefixes_keep_their_dots() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = IndexedWriter::create(&dir.path().join("train.loss"), DType::U8).unwrap();
+        let (bin, idx) = w.finish().unwrap();
+        assert!(bin.ends_with("train.loss.bin") && idx.ends_with("train.loss.idx"), "{bin:?} {idx:?}");
+    }
+
+    #[test]
+    fn npy_header_is_aligned() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.npy");
+        write_npy_i64(&p, &[0, 3, 5]).unwrap();
+        let b = std::fs::read(&p).unwrap();
+        let hlen = u16::from_le_bytes([b[8], b[9]]) as usize;
+        assert_eq!((10 + hlen) % 64, 0);
+        assert_eq!(b[10 + hlen - 1], b'\n');
+        assert_eq!(b.len(), 10 + hlen + 24);
+    }
+
+    #[test]
+    fn values_that_do_not_fit_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = IndexedWriter::create(&dir.path().join("t"), DType::U16).unwrap();
+        assert!(w.push(&[70_000u32]).is_err());
+    }
 }

@@ -1473,6 +1473,30 @@ impl<'de> Deserialize<'de> for Role {
     }
 }
 
+/// A diagnostic for an unknown key, with the nearest known key of its table.
+fn unknown_key(spans: &SpanIndex, segs: &[Seg]) -> Diagnostic {
+    let key = match segs.last() {
+        Some(Seg::Key(k)) => k.clone(),
+        _ => String::from("?"),
+    };
+    let table_path: Vec<&str> = segs[..segs.len().saturating_sub(1)]
+        .iter()
+        .filter_map(|s| match s {
+            Seg::Key(k) => Some(k.as_str()),
+            Seg::Index(_) => None,
+        })
+        .collect();
+    let table_name = describe_table(&segs[..segs.len().saturating_sub(1)]);
+    let known = known_keys(&table_path);
+    let mut d = Diagnostic::new(format!("unknown key `{key}` in {table_name}"), spans.find(segs, true));
+    if let Some(near) = diag::nearest(&key, known) {
+        d = d.with_hint(format!("did you mean `{near}`?"));
+    } else if !known.is_empty() {
+        d = d.with_hint(format!("known keys here: {}", known.join(", ")));
+    }
+    d
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1611,28 +1635,4 @@ fields = { text = "body", output = "x" }
 "#);
         assert!(e.to_string().contains("`fields.output` does not apply to format `text`"), "{e}");
     }
-}
-
-/// A diagnostic for an unknown key, with the nearest known key of its table.
-fn unknown_key(spans: &SpanIndex, segs: &[Seg]) -> Diagnostic {
-    let key = match segs.last() {
-        Some(Seg::Key(k)) => k.clone(),
-        _ => String::from("?"),
-    };
-    let table_path: Vec<&str> = segs[..segs.len().saturating_sub(1)]
-        .iter()
-        .filter_map(|s| match s {
-            Seg::Key(k) => Some(k.as_str()),
-            Seg::Index(_) => None,
-        })
-        .collect();
-    let table_name = describe_table(&segs[..segs.len().saturating_sub(1)]);
-    let known = known_keys(&table_path);
-    let mut d = Diagnostic::new(format!("unknown key `{key}` in {table_name}"), spans.find(segs, true));
-    if let Some(near) = diag::nearest(&key, known) {
-        d = d.with_hint(format!("did you mean `{near}`?"));
-    } else if !known.is_empty() {
-        d = d.with_hint(format!("known keys here: {}", known.join(", ")));
-    }
-    d
 }

@@ -166,7 +166,8 @@ pub fn read_part(
 /// Outcome of reading one line under a size limit.
 enum Line {
     Eof,
-    Line,
+    /// A whole line, now in `buf`.
+    Whole,
     /// The line was longer than the limit; it was skipped over without being kept.
     TooLong(u64),
 }
@@ -213,7 +214,7 @@ fn read_line_limited(r: &mut dyn BufRead, buf: &mut Vec<u8>, max: u64) -> io::Re
     if buf.last() == Some(&b'\r') && !too_long {
         buf.pop();
     }
-    Ok(if too_long { Line::TooLong(total) } else { Line::Line })
+    Ok(if too_long { Line::TooLong(total) } else { Line::Whole })
 }
 
 fn too_large(bytes: u64, max: u64) -> DropReason {
@@ -249,7 +250,7 @@ fn read_lines_from(
         let rec = match line {
             Line::Eof => return Ok(()),
             Line::TooLong(n) => RawRecord { file: name.clone(), row, bytes: n, body: Body::Bad(too_large(n, max)), first: false },
-            Line::Line => {
+            Line::Whole => {
                 if buf.iter().all(|b| b.is_ascii_whitespace()) {
                     // Blank lines hold no record; they keep their number so that rows
                     // stay equal to line numbers.
@@ -871,7 +872,7 @@ mod tests {
         loop {
             match read_line_limited(&mut r, &mut buf, max).unwrap() {
                 Line::Eof => return out,
-                Line::Line => out.push(Ok(buf.clone())),
+                Line::Whole => out.push(Ok(buf.clone())),
                 Line::TooLong(n) => out.push(Err(n)),
             }
         }
@@ -888,9 +889,9 @@ mod tests {
         let data = b"hello world\nsecond\n";
         let mut r = BufReader::with_capacity(3, &data[..]);
         let mut buf = Vec::new();
-        assert!(matches!(read_line_limited(&mut r, &mut buf, 100).unwrap(), Line::Line));
+        assert!(matches!(read_line_limited(&mut r, &mut buf, 100).unwrap(), Line::Whole));
         assert_eq!(buf, b"hello world");
-        assert!(matches!(read_line_limited(&mut r, &mut buf, 100).unwrap(), Line::Line));
+        assert!(matches!(read_line_limited(&mut r, &mut buf, 100).unwrap(), Line::Whole));
         assert_eq!(buf, b"second");
         assert!(matches!(read_line_limited(&mut r, &mut buf, 100).unwrap(), Line::Eof));
     }

@@ -197,7 +197,7 @@ impl TargetTokenizer {
             t.mask.truncate(self.seq_len);
             let last = self.seq_len - 1;
             t.ids[last] = self.eos.1;
-            t.mask[last] = u8::from(t.mask[..last].iter().any(|&m| m == 1));
+            t.mask[last] = u8::from(t.mask[..last].contains(&1));
             t.truncated_from = Some(n);
         }
         Ok(t)

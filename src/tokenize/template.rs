@@ -232,11 +232,10 @@ pub fn render(content: &Content, template: Template, sp: &Specials, jinja: Optio
                             // Two user turns in a row: close the dangling one untrained.
                             r.push(" [/INST]");
                         }
-                        if llama || first_user {
-                            if let Some(b) = &sp.bos {
+                        if (llama || first_user)
+                            && let Some(b) = &sp.bos {
                                 r.push(b);
                             }
-                        }
                         r.push("[INST] ");
                         if first_user && let Some(s) = system {
                             if llama {
