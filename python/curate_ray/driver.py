@@ -27,11 +27,11 @@ CHECK_TIMEOUT_S = float(os.environ.get("CURATE_RAY_CHECK_TIMEOUT", "60"))
 # Tries of a task whose worker, `curate task` process or node was killed (the driver runs it
 # again, on any live node): CURATE_RAY_MAX_RETRIES, default 3.
 MAX_RETRIES = int(os.environ.get("CURATE_RAY_MAX_RETRIES", "3"))
-# Seconds before a killed task's first retry, doubled for each further one: a node
-# that died is declared dead by Ray's health checks only after some 15 s (3 s period,
-# 5 misses; longer on a loaded machine), and until then a retry may be placed on it
-# again and fail at once.
-RETRY_DELAY_S = float(os.environ.get("CURATE_RAY_RETRY_DELAY", "10"))
+# Seconds before a killed task's first retry, doubled for each further one, so that a
+# task killed on every try (out of memory wherever it runs) does not spin. A retry may
+# be offered the dead node until Ray's health checks declare it dead (some 15 s); Ray
+# then asks a live node for a worker, so no longer wait is needed.
+RETRY_DELAY_S = float(os.environ.get("CURATE_RAY_RETRY_DELAY", "2"))
 
 
 def emit(event, **fields):
@@ -213,8 +213,8 @@ def run(job, ray, NodeAffinitySchedulingStrategy):
          driver=driver)
 
     # Retries are the driver's, not Ray's: a task whose process, worker or node died
-    # runs again after a delay that doubles with each try, so that a dead node has
-    # been declared dead (and is no longer chosen) by the time its tasks run again.
+    # runs again after a delay that doubles with each try, and the driver alone
+    # decides when its own node's death ends the run.
     remote = ray.remote(run_task).options(num_cpus=threads, max_retries=0, retry_exceptions=False)
     forwarded = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
     for phase in job["phases"]:
