@@ -239,7 +239,12 @@ fn drive(plan: &Plan, phases: &[PhaseWork], python: &Path, curate: &Path, opts: 
         let text = std::fs::read_to_string(&log_path).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         let tail = lines[lines.len().saturating_sub(20)..].join("\n  ");
-        bail!("the Ray driver stopped ({status}); the end of its messages (all in `{}`):\n  {tail}", log_path.display());
+        bail!(
+            "the Ray driver stopped ({status}); the end of its messages (all in `{}`):\n  {tail}\n\
+             hint: the tasks that finished are kept in the work folder: run the command again to resume from them \
+             (on this cluster once it is up, on another with `--address`, or on this machine without `--executor ray`)",
+            log_path.display()
+        );
     }
     Ok(())
 }

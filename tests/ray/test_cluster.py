@@ -18,10 +18,13 @@ Checks:
   the task again on the other node and the outputs are the same; with no retries left,
   or when the node that died is the one the driver is attached to, the run stops with a
   clear error, and running it again resumes;
+- the GCS killed (the cluster is gone): the run stops with a clear error, and the same
+  command on the local executor resumes from the tasks done on Ray;
 - a node that cannot see the work folder (another node, in a mount namespace where an
   empty tmpfs hides it) is a clear error before any task runs.
 """
 
+import glob
 import json
 import os
 import random
@@ -220,6 +223,66 @@ def add_worker(cluster, ip="127.0.0.2"):
     return cluster.add_node(**args)  # waits until the node is alive
 
 
+def paused_tasks(cluster, pause_dir, run, n=2):
+    """(task id, node) of the map tasks paused at their start (CURATE_KILL_AT `pause`),
+    once `n` are (or after 120 s, or when the run ended)."""
+    deadline = time.time() + 120
+    pids = []
+    while time.time() < deadline and run.poll() is None:
+        pids = [f for f in os.listdir(pause_dir) if f.endswith(".pid")]
+        if len(pids) >= n:
+            break
+        time.sleep(0.2)
+    tasks = []
+    for f in pids:
+        try:
+            pid = int(open(os.path.join(pause_dir, f)).read().strip())
+        except (OSError, ValueError):
+            continue
+        tasks.append((f[:-4], node_running(cluster, pid)))
+    return tasks
+
+
+def let_finish(pause_dir, out, tasks):
+    """Release the paused `tasks` and wait until each is complete in the work folder,
+    so that there are finished tasks to resume from."""
+    work = os.path.join(os.path.dirname(out), "." + os.path.basename(out) + ".work")
+    for t in tasks:
+        open(os.path.join(pause_dir, t + ".release"), "w").close()
+        deadline = time.time() + 120
+        while time.time() < deadline and not os.path.exists(os.path.join(work, "tasks", t, "done.json")):
+            time.sleep(0.1)
+
+
+def kill_node_under_a_task(cluster, pause_dir, run, out, victim):
+    """Once two map tasks are paused, let the one not on `victim` (None: the one on the
+    head node) finish, then kill `victim` (None: the worker node under the other task)
+    with every process its raylet started, and release the rest. Returns the id of the
+    task that was running there, or None when no paused task ran on it."""
+    tasks = paused_tasks(cluster, pause_dir, run)
+    on_victim = [(t, node) for t, node in tasks
+                 if node is not None and (node is victim if victim is not None else node is not cluster.head_node)]
+    if not on_victim:
+        return None
+    let_finish(pause_dir, out, [t for t, node in tasks if (t, node) not in on_victim])
+    task, node = on_victim[0]
+    # A dying machine takes every process with it at once: the raylet's
+    # descendants (its workers and their `curate task` processes) are killed first,
+    # so that none of them can finish its task while the raylet goes down.
+    for info in node.all_processes.get("raylet", []):
+        for pid in descendants(info.process.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    if node is cluster.head_node:
+        node.kill_raylet(check_alive=False)  # the GCS stays: the cluster goes on
+    else:
+        cluster.remove_node(node, allow_graceful=False)
+    open(os.path.join(pause_dir, "release"), "w").close()
+    return task
+
+
 def node_dies(cluster, address, c, recipe):
     """Every map task waits on its first try (CURATE_KILL_AT `pause`) until the test
     releases it; the two running at once are on different nodes (1 CPU each). The test
@@ -231,52 +294,6 @@ def node_dies(cluster, address, c, recipe):
        started; a head node's GCS stays, so the cluster goes on): a driver submits every
        task through that raylet, so nothing can run after it.
     """
-
-    def kill_node_under_a_task(pause_dir, run, out, victim):
-        deadline = time.time() + 120
-        pids = []
-        while time.time() < deadline and run.poll() is None:
-            pids = [f for f in os.listdir(pause_dir) if f.endswith(".pid")]
-            if len(pids) >= 2:
-                break
-            time.sleep(0.2)
-        on_victim, others = [], []
-        for f in pids:
-            try:
-                pid = int(open(os.path.join(pause_dir, f)).read().strip())
-            except (OSError, ValueError):
-                continue
-            node = node_running(cluster, pid)
-            if node is not None and (node is victim if victim is not None else node is not cluster.head_node):
-                on_victim.append((f[:-4], node))
-            else:
-                others.append(f[:-4])
-        if not on_victim:
-            return None
-        # The other node's task finishes first, so that a completed task is there to
-        # resume from.
-        work = os.path.join(os.path.dirname(out), "." + os.path.basename(out) + ".work")
-        for t in others:
-            open(os.path.join(pause_dir, t + ".release"), "w").close()
-            deadline = time.time() + 120
-            while time.time() < deadline and not os.path.exists(os.path.join(work, "tasks", t, "done.json")):
-                time.sleep(0.1)
-        task, node = on_victim[0]
-        # A dying machine takes every process with it at once: the raylet's
-        # descendants (its workers and their `curate task` processes) are killed first,
-        # so that none of them can finish its task while the raylet goes down.
-        for info in node.all_processes.get("raylet", []):
-            for pid in descendants(info.process.pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        if node is cluster.head_node:
-            node.kill_raylet(check_alive=False)
-        else:
-            cluster.remove_node(node, allow_graceful=False)
-        open(os.path.join(pause_dir, "release"), "w").close()
-        return task
 
     def scenario(tag, victim, attached, retries=None):
         """Run with every map task paused, kill `victim` (None: the worker node)
@@ -290,7 +307,7 @@ def node_dies(cluster, address, c, recipe):
         if retries is not None:
             env["CURATE_RAY_MAX_RETRIES"] = str(retries)
         run = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        task = kill_node_under_a_task(pause, run, out, victim)
+        task = kill_node_under_a_task(cluster, pause, run, out, victim)
         open(os.path.join(pause, "release"), "a").close()
         _, err = run.communicate(timeout=600)
         check(f"node dies ({tag}): a task was running on the node when it was killed", task is not None, err)
@@ -341,6 +358,41 @@ def node_dies(cluster, address, c, recipe):
     r = scenario("driver-node", head, head.node_id)
     add_worker(cluster, "127.0.0.1")
     stops_and_resumes("driver-node", *r, ["the Ray node this driver is attached to", "went away"])
+
+
+def gcs_dies(cluster, c, recipe, address):
+    """The GCS goes (the head node's processes that are left: its raylet died in
+    `node_dies`) while map tasks run: the cluster is gone. The driver gives up on it
+    after RAY_gcs_rpc_server_reconnect_timeout_s (15 s here, 60 by default) while every
+    task still waits to be released, so the run stops with a clear error; the same
+    command on the local executor then resumes from the task that finished on Ray."""
+    pause = os.path.join(c, "pause-gcs")
+    os.makedirs(pause)
+    out = os.path.join(c, "gcs-died")
+    local = [CURATE, "--no-progress", "run", recipe, "--out", out, "--tasks", "8"]
+    env = dict(os.environ, CURATE_KILL_AT=f"map-*:start:pause={pause}", RAY_gcs_rpc_server_reconnect_timeout_s="15")
+    run = subprocess.Popen(local + ["--executor", "ray", "--address", address, "--python", sys.executable],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    tasks = paused_tasks(cluster, pause, run)
+    check("GCS dies: two tasks were running", len(tasks) == 2, str(tasks))
+    let_finish(pause, out, [t for t, _ in tasks[:1]])
+    cluster.head_node.kill_all_processes(check_alive=False, allow_graceful=False)
+    try:
+        _, err = run.communicate(timeout=300)
+    finally:
+        open(os.path.join(pause, "release"), "w").close()
+    check("GCS dies: the run stops with exit 2", run.returncode == 2, err)
+    check("GCS dies: the error says the driver stopped and how to resume",
+          "error: the Ray driver stopped" in err and "to resume" in err, err)
+    check("GCS dies: no traceback", "Traceback" not in err, err)
+    check("GCS dies: no output folder", not os.path.exists(out))
+    again = subprocess.run(local, capture_output=True, text=True)
+    check("GCS dies: the same command on the local executor finishes", again.returncode == 0, again.stderr)
+    ok, why = same(os.path.join(c, "local"), out)
+    check("GCS dies: outputs are byte-identical to the local executor's", ok, why)
+    tp = os.path.join(out, "timings.json")
+    t = json.load(open(tp)) if os.path.isfile(tp) else {}
+    check("GCS dies: it resumed from the task that finished on Ray", t.get("tasks_skipped", 0) >= 1, json.dumps(t)[:300])
 
 
 def main():
@@ -450,8 +502,10 @@ def main():
         hidden = subprocess.Popen(
             ["unshare", "--mount", "--propagation", "private", "sh", "-c",
              f'mount -t tmpfs none "{tmp}" && exec "{os.path.join(os.path.dirname(sys.executable), "ray")}" start '
-             f'--address={address} --node-ip-address=127.0.0.3 --temp-dir={os.path.join(os.environ["RAY_TMPDIR"], "hidden")} '
-             '--num-cpus=1 --block --disable-usage-stats'],
+             f'--address={address} --node-ip-address=127.0.0.3 --num-cpus=1 --block --disable-usage-stats'],
+            # A temporary folder of its own, as another machine has (`ray start` takes
+            # `--temp-dir` on a head node only).
+            env=dict(os.environ, RAY_TMPDIR=os.path.join(os.environ["RAY_TMPDIR"], "hidden")),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             joined = wait_nodes(cluster, lambda n: n >= before + 1, 120)
@@ -468,6 +522,15 @@ def main():
                 hidden.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 hidden.kill()
+            # `ray start` on a worker node records its IP in the head node's session
+            # folder, where a driver reads the IP of its own machine; on a real cluster
+            # each machine has its own folder, here they share one: put the head's back.
+            for f in glob.glob(os.path.join(os.environ["RAY_TMPDIR"], "ray", "session_*", "node_ip_address.json")):
+                with open(f, "w") as out:
+                    json.dump({"node_ip_address": "127.0.0.1"}, out)
+
+        # 7. The GCS dies (last: the cluster is gone after it).
+        gcs_dies(cluster, c, recipe, address)
     finally:
         cluster.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)
