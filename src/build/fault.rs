@@ -44,9 +44,10 @@ impl<'a> Point<'a> {
             return;
         }
         if let Some(once) = action.strip_prefix("once=")
-            && std::fs::OpenOptions::new().write(true).create_new(true).open(once).is_err() {
-                return;
-            }
+            && std::fs::OpenOptions::new().write(true).create_new(true).open(once).is_err()
+        {
+            return;
+        }
         {
             let _ = std::process::Command::new("kill").args(["-KILL", &std::process::id().to_string()]).status();
             // SIGKILL is delivered before `kill` returns; never go on.

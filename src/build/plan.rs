@@ -334,11 +334,12 @@ impl Plan {
             }
         }
         if task.kind == TaskKind::Tokenize
-            && let Some(t) = tokenizer {
-                let m = std::fs::metadata(t).ok();
-                let stamp = m.as_ref().and_then(|m| m.modified().ok()).and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
-                h.push_str(&format!("tokenizer {} {:?} {:?}\n", t.display(), m.map(|m| m.len()), stamp));
-            }
+            && let Some(t) = tokenizer
+        {
+            let m = std::fs::metadata(t).ok();
+            let stamp = m.as_ref().and_then(|m| m.modified().ok()).and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+            h.push_str(&format!("tokenizer {} {:?} {:?}\n", t.display(), m.map(|m| m.len()), stamp));
+        }
         for u in upstream {
             h.push_str(&format!("after {u}\n"));
         }

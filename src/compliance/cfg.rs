@@ -751,13 +751,14 @@ impl Data {
                     check_renames(name, &f.rename, &mut diags);
                 }
             } else if name.starts_with("catalog/")
-                && let Some(f) = read_toml::<CatalogFile>(name, text, &mut diags) {
-                    check_schema(name, f.schema, &mut diags);
-                    for mut d in f.dataset {
-                        d.file = name.clone();
-                        catalog.push(d);
-                    }
+                && let Some(f) = read_toml::<CatalogFile>(name, text, &mut diags)
+            {
+                check_schema(name, f.schema, &mut diags);
+                for mut d in f.dataset {
+                    d.file = name.clone();
+                    catalog.push(d);
                 }
+            }
         }
         let mut data = Data {
             licenses,

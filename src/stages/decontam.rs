@@ -115,9 +115,9 @@ pub struct EvalIndex {
     /// Window lengths present in the index, longest first (`ngram`, then short items).
     lengths: Vec<usize>,
     /// The first two words of every indexed window of two or more words (their hashes
-    /// [`mix`]ed): a
-    /// position of a training text whose first two words are not here starts no match,
-    /// so most positions cost one lookup instead of a hash per window length.
+    /// [`mix`]ed): a position of a training text whose first two words are not here
+    /// starts no match, so most positions cost one lookup instead of a hash per window
+    /// length.
     starts: IdMap<()>,
     stats: IndexStats,
 }

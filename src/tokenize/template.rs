@@ -233,9 +233,10 @@ pub fn render(content: &Content, template: Template, sp: &Specials, jinja: Optio
                             r.push(" [/INST]");
                         }
                         if (llama || first_user)
-                            && let Some(b) = &sp.bos {
-                                r.push(b);
-                            }
+                            && let Some(b) = &sp.bos
+                        {
+                            r.push(b);
+                        }
                         r.push("[INST] ");
                         if first_user && let Some(s) = system {
                             if llama {
