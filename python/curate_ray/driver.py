@@ -116,10 +116,12 @@ def gave_up(task_id, e, tries):
             "(CURATE_RAY_MAX_RETRIES sets how often a task runs again)\n")
 
 
-def alive(ray, node_id):
-    """Whether the cluster lists `node_id` as alive (False when it cannot be asked)."""
+def listed_dead(ray, node_id):
+    """Whether the cluster lists `node_id` as dead. When the cluster cannot be asked
+    (its GCS is gone) nothing is known: the retry goes ahead, and the driver stops when
+    Ray gives up on the GCS."""
     try:
-        return any(n["NodeID"] == node_id and n.get("Alive") for n in ray.nodes())
+        return any(n["NodeID"] == node_id and not n.get("Alive") for n in ray.nodes())
     except Exception:
         return False
 
@@ -178,7 +180,8 @@ def run(job, ray, NodeAffinitySchedulingStrategy):
 
     # Every node that can run a task must see the work folder and the curate binary at
     # the same paths as this one: check each before the first task is submitted.
-    nodes = [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0]
+    listed = ray.nodes()
+    nodes = [n for n in listed if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0]
     if not nodes:
         emit("error", message="the Ray cluster has no live node with a CPU")
         return 2
@@ -207,7 +210,7 @@ def run(job, ray, NodeAffinitySchedulingStrategy):
              hint="the work folder, the output's folder and the curate binary must be on a filesystem every node mounts at the same path (see docs/outputs.md)")
         return 2
     driver_node = ray.get_runtime_context().get_node_id()
-    driver = next(({"id": n["NodeID"], "ip": n.get("NodeManagerAddress")} for n in ray.nodes() if n["NodeID"] == driver_node),
+    driver = next(({"id": n["NodeID"], "ip": n.get("NodeManagerAddress")} for n in listed if n["NodeID"] == driver_node),
                   {"id": driver_node, "ip": "?"})
     emit("cluster", nodes=[{"id": n["NodeID"], "ip": n.get("NodeManagerAddress"), "cpus": n["Resources"].get("CPU", 0)} for n in nodes],
          driver=driver)
@@ -232,10 +235,11 @@ def run(job, ray, NodeAffinitySchedulingStrategy):
                 ref = remote.remote(curate, plan, t, threads, forwarded)
                 refs[ref] = t
                 waiting.append(ref)
+            # Until the next retry is due (None: none is waiting).
+            timeout = max(0.0, min(w for w, _ in later) - now) if later else None
             if not waiting:
-                time.sleep(max(0.0, min(w for w, _ in later) - time.time()))
+                time.sleep(timeout)
                 continue
-            timeout = max(0.0, min(w for w, _ in later) - time.time()) if later else None
             finished, waiting = ray.wait(waiting, num_returns=1, timeout=timeout)
             if not finished:
                 continue
@@ -244,7 +248,7 @@ def run(job, ray, NodeAffinitySchedulingStrategy):
                 r = ray.get(ref)
             except Exception as e:  # the task's process, worker or node died
                 t = refs[ref]
-                if type(e).__name__ == "LocalRayletDiedError" or not alive(ray, driver_node):
+                if type(e).__name__ == "LocalRayletDiedError" or listed_dead(ray, driver_node):
                     # This driver submits every task through the raylet of the node it
                     # is attached to: with that gone, nothing can be submitted or
                     # cancelled from here (Ray's core worker can abort on a cancel).

@@ -180,11 +180,11 @@ fn drive(plan: &Plan, phases: &[PhaseWork], python: &Path, curate: &Path, opts: 
                 let pending: usize = phases.iter().map(|p| p.pending.len()).sum();
                 let total: usize = phases.iter().map(|p| p.total).sum();
                 let driver = &ev["driver"];
-                let driver_id = driver["id"].as_str().unwrap_or("?");
+                // Node IDs are hex; a short prefix names one, as Ray's own messages do.
+                let driver_id: String = driver["id"].as_str().unwrap_or("?").chars().take(12).collect();
                 eprintln!(
-                    "curate: Ray cluster of {nodes} node(s), {cpus} CPU(s), driver on node {} ({}); {pending} of {total} task(s) to run, {} CPU(s) each",
+                    "curate: Ray cluster of {nodes} node(s), {cpus} CPU(s), driver on node {} ({driver_id}); {pending} of {total} task(s) to run, {} CPU(s) each",
                     driver["ip"].as_str().unwrap_or("?"),
-                    &driver_id[..driver_id.len().min(12)],
                     opts.task_threads
                 );
             }
