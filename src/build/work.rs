@@ -194,43 +194,40 @@ pub fn create(work: &Path) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    fn write(dir: &TaskDir, name: &str, text: &str) {
-        std::fs::write(dir.file(name), text).unwrap();
+    /// A try of task `map-00001` with `key` that writes `rows`; returns its own
+    /// folder, gone once the try is over.
+    fn commit_try(work: &Path, key: &str, rows: &str) -> PathBuf {
+        let dir = TaskDir::create(work, "map-00001", key).unwrap();
+        std::fs::write(dir.file("rows"), rows).unwrap();
+        let tmp = dir.tmp.clone();
+        dir.commit().unwrap();
+        tmp
+    }
+
+    fn rows(work: &Path) -> String {
+        std::fs::read_to_string(task_dir(work, "map-00001").join("rows")).unwrap()
     }
 
     #[test]
     fn a_second_try_keeps_the_first_tries_complete_outputs() {
         let work = tempfile::tempdir().unwrap();
-        let first = TaskDir::create(work.path(), "map-00001", "k1").unwrap();
-        write(&first, "rows", "first");
-        first.commit().unwrap();
-        let second = TaskDir::create(work.path(), "map-00001", "k1").unwrap();
-        write(&second, "rows", "second");
-        let tmp = second.tmp.clone();
-        second.commit().unwrap();
-        let dir = task_dir(work.path(), "map-00001");
-        assert_eq!(std::fs::read_to_string(dir.join("rows")).unwrap(), "first");
+        commit_try(work.path(), "k1", "first");
+        let second = commit_try(work.path(), "k1", "second");
+        assert_eq!(rows(work.path()), "first");
         assert!(completed(work.path(), "map-00001", "k1").is_some());
-        assert!(!tmp.exists(), "the second try's folder is removed");
+        assert!(!second.exists(), "the second try's folder is removed");
     }
 
     #[test]
     fn outputs_of_another_key_or_incomplete_ones_are_replaced() {
         let work = tempfile::tempdir().unwrap();
-        let old = TaskDir::create(work.path(), "map-00001", "old-key").unwrap();
-        write(&old, "rows", "old");
-        old.commit().unwrap();
-        let new = TaskDir::create(work.path(), "map-00001", "k1").unwrap();
-        write(&new, "rows", "new");
-        new.commit().unwrap();
-        let dir = task_dir(work.path(), "map-00001");
-        assert_eq!(std::fs::read_to_string(dir.join("rows")).unwrap(), "new");
+        commit_try(work.path(), "old-key", "old");
+        commit_try(work.path(), "k1", "new");
+        assert_eq!(rows(work.path()), "new");
         // A folder whose file lost bytes is not complete: the next try replaces it.
-        std::fs::write(dir.join("rows"), "n").unwrap();
+        std::fs::write(task_dir(work.path(), "map-00001").join("rows"), "n").unwrap();
         assert!(completed(work.path(), "map-00001", "k1").is_none());
-        let again = TaskDir::create(work.path(), "map-00001", "k1").unwrap();
-        write(&again, "rows", "again");
-        again.commit().unwrap();
-        assert_eq!(std::fs::read_to_string(dir.join("rows")).unwrap(), "again");
+        commit_try(work.path(), "k1", "again");
+        assert_eq!(rows(work.path()), "again");
     }
 }

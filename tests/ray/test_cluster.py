@@ -216,10 +216,10 @@ def add_worker(cluster, ip="127.0.0.2"):
     """A worker node on `ip` (1 CPU), with a temporary folder of its own as a second
     machine has: Ray attaches a driver to the live node whose IP is the one recorded in
     the driver's machine's session folder (127.0.0.1, the head node's)."""
-    n = len(os.listdir(os.environ["RAY_TMPDIR"]))
     args = {"num_cpus": 1, "node_ip_address": ip}
     if ip != "127.0.0.1":
-        args["temp_dir"] = os.path.join(os.environ["RAY_TMPDIR"], f"n{n}")
+        # Inside RAY_TMPDIR, whose path is short: Ray's sockets live below it.
+        args["temp_dir"] = tempfile.mkdtemp(prefix="n", dir=os.environ["RAY_TMPDIR"])
     return cluster.add_node(**args)  # waits until the node is alive
 
 
